@@ -1,0 +1,1 @@
+"""placesim: simulate where AI inference runs and what each placement costs."""

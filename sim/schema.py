@@ -1,0 +1,736 @@
+"""Scenario and topology models, YAML loading and every validation rule.
+
+A scenario file names a topology file, request classes and run settings. Loading
+one goes through three steps, and every problem found on the way is reported at
+once, located by file, line, column and field path:
+
+1. YAML is parsed keeping the position of every key and value
+   (:mod:`sim.yamlio`).
+2. Each document is checked against its pydantic model below: keys, types and
+   ranges.
+3. Cross-file rules are checked: nodes named in links exist, origins and pools
+   exist, trace files exist and hold the named columns, every origin can reach
+   the pools that serve it.
+
+Only a scenario that passes all three reaches the engine, which trusts it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Literal
+
+import networkx as nx
+import polars as pl
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from sim.errors import InputError, Problem, closest
+from sim.yamlio import LocatedYaml, Path_, load_yaml, validate
+
+PositiveFloat = Annotated[float, Field(gt=0)]
+NonNegativeFloat = Annotated[float, Field(ge=0)]
+PositiveInt = Annotated[int, Field(gt=0)]
+NonNegativeInt = Annotated[int, Field(ge=0)]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+# --- distributions -------------------------------------------------------------
+# The unit of a distribution's parameters is the unit of the key that holds it:
+# `service_time_ms: {distribution: exponential, mean: 20}` is a mean of 20 ms.
+
+
+class Exponential(_Model):
+    """Exponential with the given mean."""
+
+    distribution: Literal["exponential"]
+    mean: PositiveFloat
+
+
+class Deterministic(_Model):
+    """Always the same value."""
+
+    distribution: Literal["deterministic"]
+    value: NonNegativeFloat
+
+
+class Lognormal(_Model):
+    """Lognormal given by its mean and coefficient of variation (std / mean)."""
+
+    distribution: Literal["lognormal"]
+    mean: PositiveFloat
+    cv: PositiveFloat
+
+
+class Uniform(_Model):
+    """Uniform between `low` and `high`."""
+
+    distribution: Literal["uniform"]
+    low: NonNegativeFloat
+    high: PositiveFloat
+
+    @model_validator(mode="after")
+    def _high_above_low(self) -> Uniform:
+        if self.high <= self.low:
+            msg = f"`high` greater than `low` ({self.low}); got high={self.high}"
+            raise ValueError(msg)
+        return self
+
+
+class Empirical(_Model):
+    """Values drawn with replacement from a column of a CSV or Parquet file."""
+
+    distribution: Literal["empirical"]
+    file: str
+    column: str
+    scale: PositiveFloat = 1.0
+
+
+class FromTrace(_Model):
+    """Each request's own value from a column of the trace it was replayed from.
+
+    The value is ``offset + scale * column``, so a per-token cost can be written
+    as ``{distribution: from_trace, column: GeneratedTokens, scale: 20}``.
+    """
+
+    distribution: Literal["from_trace"]
+    column: str
+    scale: float = 1.0
+    offset: float = 0.0
+
+
+Distribution = Annotated[
+    Exponential | Deterministic | Lognormal | Uniform | Empirical | FromTrace,
+    Field(discriminator="distribution"),
+]
+
+
+# --- topology ------------------------------------------------------------------
+
+NodeKind = Literal["device", "edge_site", "region", "cloud", "cdn"]
+
+
+class Pool(_Model):
+    """A set of identical servers at a node that serve requests FIFO."""
+
+    name: str
+    hardware: str = "generic"
+    servers: PositiveInt = 1
+    queue_capacity: NonNegativeInt | Literal["unlimited"] = "unlimited"
+    service_time_ms: Distribution | None = None
+
+
+class Node(_Model):
+    """A place in the topology: a device, an edge site, a region, a cloud or a CDN."""
+
+    name: str
+    kind: NodeKind
+    pools: list[Pool] = []
+
+
+class Link(_Model):
+    """A two-way network link; both directions have the same latency and bandwidth."""
+
+    a: str
+    b: str
+    latency_ms: NonNegativeFloat
+    bandwidth_mbps: PositiveFloat
+    price: str | None = None
+
+
+class Topology(_Model):
+    """Nodes, the links between them and the compute pools they hold."""
+
+    name: str
+    description: str | None = None
+    nodes: Annotated[list[Node], Field(min_length=1)]
+    links: list[Link] = []
+
+
+# --- scenario ------------------------------------------------------------------
+
+
+class Poisson(_Model):
+    """Poisson arrivals at a fixed mean rate."""
+
+    process: Literal["poisson"]
+    rate_per_s: PositiveFloat
+
+
+class Fixed(_Model):
+    """One arrival every `interval_ms`, the first at `start_ms`."""
+
+    process: Literal["fixed"]
+    interval_ms: PositiveFloat
+    start_ms: NonNegativeFloat = 0.0
+
+
+class TraceReplay(_Model):
+    """Arrivals replayed from a CSV or Parquet trace, relative to its first row.
+
+    Timestamps may be date-times or numbers of seconds. `speedup` divides every
+    gap between arrivals, so 10 replays the trace ten times faster.
+    """
+
+    process: Literal["trace"]
+    file: str
+    timestamp_column: str = "TIMESTAMP"
+    input_tokens_column: str | None = None
+    output_tokens_column: str | None = None
+    speedup: PositiveFloat = 1.0
+
+
+Arrival = Annotated[Poisson | Fixed | TraceReplay, Field(discriminator="process")]
+
+
+class Placement(_Model):
+    """Where a class is served: one pool, a weighted split, or a chain of pools.
+
+    A chain visits its pools in order (for example preprocessing at the edge,
+    then inference in the cloud); the request crosses the route between
+    consecutive pools, and the response returns from the last pool.
+    """
+
+    pool: str | None = None
+    split: dict[str, PositiveFloat] | None = None
+    chain: Annotated[list[str], Field(min_length=2)] | None = None
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> Placement:
+        given = [k for k in ("pool", "split", "chain") if getattr(self, k) is not None]
+        if len(given) != 1:
+            found = ", ".join(given) if given else "none of them"
+            msg = f"exactly one of `pool`, `split` or `chain`; got {found}"
+            raise ValueError(msg)
+        return self
+
+    def pools(self) -> list[str]:
+        """Every pool this placement may send a request to."""
+        if self.pool is not None:
+            return [self.pool]
+        if self.split is not None:
+            return list(self.split)
+        return list(self.chain or [])
+
+
+Size = NonNegativeInt | Distribution
+
+
+class RequestClass(_Model):
+    """One kind of request: where it comes from, how often, how big, where served."""
+
+    name: str
+    origin: str | dict[str, PositiveFloat]
+    arrival: Arrival
+    placement: Placement
+    request_bytes: Size = 0
+    response_bytes: Size = 0
+    input_tokens: Size | None = None
+    output_tokens: Size | None = None
+    service_time_ms: Distribution | None = None
+    slo_ms: PositiveFloat | None = None
+    tags: dict[str, str] = {}
+
+    def origins(self) -> dict[str, float]:
+        """Origin node names with their weights."""
+        if isinstance(self.origin, str):
+            return {self.origin: 1.0}
+        return dict(self.origin)
+
+
+class Scenario(_Model):
+    """A workload on a topology, with the run settings."""
+
+    name: str
+    description: str | None = None
+    topology: str
+    seed: int = 0
+    duration_s: PositiveFloat | None = None
+    requests: PositiveInt | None = None
+    warmup_s: NonNegativeFloat = 0.0
+    slo_ms: PositiveFloat | None = None
+    classes: Annotated[list[RequestClass], Field(min_length=1)]
+
+
+@dataclass(frozen=True)
+class LoadedScenario:
+    """A validated scenario with its topology and the folder paths resolve from."""
+
+    scenario: Scenario
+    topology: Topology
+    scenario_path: Path
+    topology_path: Path
+
+    def resolve(self, relative: str) -> Path:
+        """Resolve a path written in the scenario relative to the scenario file."""
+        return (self.scenario_path.parent / relative).resolve()
+
+
+# --- loading -------------------------------------------------------------------
+
+
+def load_topology(path: str | Path) -> Topology:
+    """Load and validate a topology file.
+
+    Raises
+    ------
+    InputError
+        With every problem found, each located in the file.
+    """
+    doc = load_yaml(path)
+    topology = validate(doc, Topology)
+    _raise_if(topology_problems(topology, doc))
+    return topology
+
+
+def load_scenario(path: str | Path) -> LoadedScenario:
+    """Load a scenario file and its topology, and check every rule.
+
+    Parameters
+    ----------
+    path
+        The scenario YAML file. Paths inside it (topology, traces) are relative
+        to its folder.
+
+    Returns
+    -------
+    LoadedScenario
+        The scenario and topology, validated together.
+
+    Raises
+    ------
+    InputError
+        With every problem of both files at once.
+
+    Examples
+    --------
+    >>> loaded = load_scenario("scenarios/three_tier.yaml")  # doctest: +SKIP
+    >>> loaded.topology.name  # doctest: +SKIP
+    'three_tier'
+    """
+    doc = load_yaml(path)
+    scenario = validate(doc, Scenario)
+    topology_path = (Path(path).parent / scenario.topology).resolve()
+    if not topology_path.is_file():
+        raise InputError(
+            [doc.problem(("topology",), "an existing topology file", scenario.topology)]
+        )
+
+    topology_doc = load_yaml(topology_path, display_name=_display(topology_path))
+    problems: list[Problem] = []
+    try:
+        topology = validate(topology_doc, Topology)
+    except InputError as err:
+        problems.extend(err.problems)
+        problems.extend(_scenario_only_problems(scenario, doc, Path(path)))
+        raise InputError(problems) from None
+
+    problems.extend(topology_problems(topology, topology_doc))
+    loaded = LoadedScenario(scenario, topology, Path(path).resolve(), topology_path)
+    problems.extend(_scenario_only_problems(scenario, doc, Path(path)))
+    problems.extend(_cross_problems(loaded, doc))
+    _raise_if(problems)
+    return loaded
+
+
+def _display(path: Path) -> str:
+    try:
+        return str(path.relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
+
+
+def _raise_if(problems: list[Problem]) -> None:
+    if problems:
+        raise InputError(problems)
+
+
+# --- topology rules ------------------------------------------------------------
+
+
+def topology_problems(topology: Topology, doc: LocatedYaml) -> list[Problem]:
+    """Rules a topology must meet beyond its schema: unique names, known endpoints."""
+    problems = _duplicate_names(
+        [n.name for n in topology.nodes], ("nodes",), "node", doc
+    )
+    pool_paths = [
+        ((n.name, p.name), ("nodes", i, "pools", j))
+        for i, n in enumerate(topology.nodes)
+        for j, p in enumerate(n.pools)
+    ]
+    problems += _duplicate_pool_names(pool_paths, doc)
+
+    node_names = [n.name for n in topology.nodes]
+    for i, link in enumerate(topology.links):
+        for end in ("a", "b"):
+            name = getattr(link, end)
+            if name not in node_names:
+                problems.append(
+                    _unknown(doc, ("links", i, end), "node", name, node_names)
+                )
+        if link.a == link.b:
+            problems.append(
+                doc.problem(("links", i, "b"), "a node other than `a`", repr(link.b))
+            )
+    return problems
+
+
+def _duplicate_names(
+    names: list[str], where: Path_, what: str, doc: LocatedYaml
+) -> list[Problem]:
+    seen: set[str] = set()
+    problems = []
+    for i, name in enumerate(names):
+        if name in seen:
+            problems.append(
+                doc.problem((*where, i, "name"), f"a unique {what} name", repr(name))
+            )
+        seen.add(name)
+    return problems
+
+
+def _duplicate_pool_names(
+    pools: list[tuple[tuple[str, str], Path_]], doc: LocatedYaml
+) -> list[Problem]:
+    seen: set[str] = set()
+    problems = []
+    for (_node, pool), path in pools:
+        if pool in seen:
+            problems.append(
+                doc.problem(
+                    (*path, "name"), "a pool name unique in the topology", repr(pool)
+                )
+            )
+        seen.add(pool)
+    return problems
+
+
+def _unknown(
+    doc: LocatedYaml, path: Path_, what: str, name: str, known: list[str]
+) -> Problem:
+    listed = ", ".join(sorted(known)) if len(known) <= 12 else f"{len(known)} names"
+    return doc.problem(
+        path,
+        f"a known {what} ({listed})",
+        f"{what} {name!r}, which is not defined",
+        closest(name, known),
+    )
+
+
+# --- scenario rules ------------------------------------------------------------
+
+
+def _scenario_only_problems(
+    scenario: Scenario, doc: LocatedYaml, path: Path
+) -> list[Problem]:
+    problems = _duplicate_names(
+        [c.name for c in scenario.classes], ("classes",), "class", doc
+    )
+    has_trace = any(isinstance(c.arrival, TraceReplay) for c in scenario.classes)
+    if scenario.duration_s is None and scenario.requests is None and not has_trace:
+        problems.append(
+            doc.problem(
+                (),
+                "`duration_s` or `requests` (or a trace replay, which ends by itself)",
+                "neither",
+            )
+        )
+    if scenario.duration_s is not None and scenario.warmup_s >= scenario.duration_s:
+        problems.append(
+            doc.problem(
+                ("warmup_s",),
+                f"a warm-up shorter than duration_s ({scenario.duration_s:g} s)",
+                f"{scenario.warmup_s:g}",
+            )
+        )
+    for i, cls in enumerate(scenario.classes):
+        problems += _class_file_problems(cls, ("classes", i), doc, path.parent)
+    return problems
+
+
+def _class_file_problems(
+    cls: RequestClass, where: Path_, doc: LocatedYaml, folder: Path
+) -> list[Problem]:
+    problems: list[Problem] = []
+    trace_columns: list[str] | None = None
+    if isinstance(cls.arrival, TraceReplay):
+        trace_columns, file_problems = _trace_columns(
+            cls.arrival, (*where, "arrival"), doc, folder
+        )
+        problems += file_problems
+
+    for field, dist in _distributions(cls):
+        problems += _distribution_problems(
+            dist, (*where, *field), doc, folder, trace_columns
+        )
+    return problems
+
+
+def _distributions(cls: RequestClass) -> list[tuple[tuple[str, ...], object]]:
+    fields = ("request_bytes", "response_bytes", "input_tokens", "output_tokens")
+    found: list[tuple[tuple[str, ...], object]] = [
+        ((f,), getattr(cls, f)) for f in fields if isinstance(getattr(cls, f), _Model)
+    ]
+    if cls.service_time_ms is not None:
+        found.append((("service_time_ms",), cls.service_time_ms))
+    return found
+
+
+def _trace_columns(
+    arrival: TraceReplay, where: Path_, doc: LocatedYaml, folder: Path
+) -> tuple[list[str] | None, list[Problem]]:
+    columns = _file_columns(folder / arrival.file)
+    if columns is None:
+        return None, [
+            doc.problem(
+                (*where, "file"), "an existing CSV or Parquet trace file", arrival.file
+            )
+        ]
+
+    problems = []
+    named = {
+        "timestamp_column": arrival.timestamp_column,
+        "input_tokens_column": arrival.input_tokens_column,
+        "output_tokens_column": arrival.output_tokens_column,
+    }
+    for field, column in named.items():
+        if column is not None and column not in columns:
+            problems.append(
+                doc.problem(
+                    (*where, field),
+                    f"a column of {arrival.file} ({', '.join(columns)})",
+                    repr(column),
+                    closest(column, columns),
+                )
+            )
+    return columns, problems
+
+
+def _distribution_problems(
+    dist: object,
+    where: Path_,
+    doc: LocatedYaml,
+    folder: Path,
+    trace_columns: list[str] | None,
+) -> list[Problem]:
+    if isinstance(dist, Empirical):
+        columns = _file_columns(folder / dist.file)
+        if columns is None:
+            return [
+                doc.problem(
+                    (*where, "file"), "an existing CSV or Parquet file", dist.file
+                )
+            ]
+        if dist.column not in columns:
+            return [
+                doc.problem(
+                    (*where, "column"),
+                    f"a column of {dist.file} ({', '.join(columns)})",
+                    repr(dist.column),
+                    closest(dist.column, columns),
+                )
+            ]
+    if isinstance(dist, FromTrace):
+        if trace_columns is None:
+            return [
+                doc.problem(
+                    (*where, "distribution"),
+                    "'from_trace' only in a class whose arrival replays a trace",
+                    "'from_trace'",
+                )
+            ]
+        if dist.column not in trace_columns:
+            return [
+                doc.problem(
+                    (*where, "column"),
+                    f"a column of the replayed trace ({', '.join(trace_columns)})",
+                    repr(dist.column),
+                    closest(dist.column, trace_columns),
+                )
+            ]
+    return []
+
+
+def _file_columns(path: Path) -> list[str] | None:
+    """Column names of a CSV or Parquet file, or None when it cannot be read."""
+    if not path.is_file():
+        return None
+    try:
+        if path.suffix.lower() == ".parquet":
+            return list(pl.read_parquet_schema(path))
+        return pl.read_csv(path, n_rows=0).columns
+    except (OSError, pl.exceptions.PolarsError):
+        return None
+
+
+# --- rules across the two files ------------------------------------------------
+
+
+def _cross_problems(loaded: LoadedScenario, doc: LocatedYaml) -> list[Problem]:
+    topology = loaded.topology
+    node_names = [n.name for n in topology.nodes]
+    pool_node = {p.name: n.name for n in topology.nodes for p in n.pools}
+    pools_by_name = {p.name: p for n in topology.nodes for p in n.pools}
+    graph = nx.Graph()
+    graph.add_nodes_from(node_names)
+    graph.add_edges_from((link.a, link.b) for link in topology.links)
+
+    problems: list[Problem] = []
+    for i, cls in enumerate(loaded.scenario.classes):
+        where: Path_ = ("classes", i)
+        origins = _class_origins(cls, where, doc, node_names, problems)
+        pools = _class_pools(cls, where, doc, pool_node, problems)
+        if cls.service_time_ms is None:
+            problems += _service_time_gaps(cls, where, doc, pools_by_name, pools)
+        problems += _reachability(cls, where, doc, graph, origins, pools, pool_node)
+    return problems
+
+
+def _class_origins(
+    cls: RequestClass,
+    where: Path_,
+    doc: LocatedYaml,
+    node_names: list[str],
+    problems: list[Problem],
+) -> list[str]:
+    known = []
+    for name in cls.origins():
+        if name in node_names:
+            known.append(name)
+            continue
+        path = (
+            (*where, "origin")
+            if isinstance(cls.origin, str)
+            else (*where, "origin", name)
+        )
+        problems.append(_unknown(doc, path, "node", name, node_names))
+    return known
+
+
+def _class_pools(
+    cls: RequestClass,
+    where: Path_,
+    doc: LocatedYaml,
+    pool_node: dict[str, str],
+    problems: list[Problem],
+) -> list[str]:
+    known = []
+    placement = cls.placement
+    for j, name in enumerate(placement.pools()):
+        if name in pool_node:
+            known.append(name)
+            continue
+        if placement.pool is not None:
+            path: Path_ = (*where, "placement", "pool")
+        elif placement.split is not None:
+            path = (*where, "placement", "split", name)
+        else:
+            path = (*where, "placement", "chain", j)
+        problems.append(_unknown(doc, path, "pool", name, list(pool_node)))
+    return known
+
+
+def _service_time_gaps(
+    cls: RequestClass,
+    where: Path_,
+    doc: LocatedYaml,
+    pools_by_name: dict[str, Pool],
+    pools: list[str],
+) -> list[Problem]:
+    missing = [p for p in pools if pools_by_name[p].service_time_ms is None]
+    if not missing:
+        return []
+    return [
+        doc.problem(
+            where,
+            "a `service_time_ms` on the class or on every pool it uses",
+            f"none on pool {', '.join(repr(p) for p in missing)}",
+        )
+    ]
+
+
+def _reachability(
+    cls: RequestClass,
+    where: Path_,
+    doc: LocatedYaml,
+    graph: nx.Graph,
+    origins: list[str],
+    pools: list[str],
+    pool_node: dict[str, str],
+) -> list[Problem]:
+    problems = []
+    hops = [(o, pool_node[p], p) for o in origins for p in pools[:1]]
+    if cls.placement.chain is not None:
+        hops += [
+            (pool_node[a], pool_node[b], b)
+            for a, b in zip(pools, pools[1:], strict=False)
+        ]
+    else:
+        hops = [(o, pool_node[p], p) for o in origins for p in pools]
+
+    for source, target, pool in hops:
+        if not nx.has_path(graph, source, target):
+            problems.append(
+                doc.problem(
+                    (*where, "placement"),
+                    f"pool {pool!r} reachable from {source!r} over the links",
+                    f"no route from {source!r} to node {target!r}",
+                )
+            )
+    return problems
+
+
+# --- entry points for the command line -------------------------------------------
+
+
+def with_overrides(
+    loaded: LoadedScenario,
+    *,
+    seed: int | None = None,
+    requests: int | None = None,
+    duration_s: float | None = None,
+) -> LoadedScenario:
+    """The same scenario with its seed, request count or duration replaced.
+
+    Giving `requests` alone drops the duration, and giving `duration_s` alone
+    drops the request count, so the override is what ends the run.
+    """
+    update: dict[str, object] = {}
+    if seed is not None:
+        update["seed"] = seed
+    if requests is not None:
+        update["requests"] = requests
+        update["duration_s"] = duration_s
+    elif duration_s is not None:
+        update["duration_s"] = duration_s
+        update["requests"] = None
+    if not update:
+        return loaded
+    scenario = loaded.scenario.model_copy(update=update)
+    return LoadedScenario(
+        scenario, loaded.topology, loaded.scenario_path, loaded.topology_path
+    )
+
+
+def check_file(path: str | Path) -> str:
+    """Validate a scenario or topology file, telling them apart by their keys.
+
+    Returns
+    -------
+    str
+        ``"scenario"`` or ``"topology"``.
+
+    Raises
+    ------
+    InputError
+        With every problem of the file (and of a scenario's topology).
+    """
+    doc = load_yaml(path)
+    if isinstance(doc.data, dict) and "nodes" in doc.data and "classes" not in doc.data:
+        load_topology(path)
+        return "topology"
+    load_scenario(path)
+    return "scenario"
