@@ -96,6 +96,7 @@ class EngineStats:
     requests: int
     ledger_rows: int
     events: int
+    """simpy events processed: one per generation window and one per pool visit."""
     arrivals_end_s: float
     end_s: float
 
@@ -173,7 +174,7 @@ class Engine:
         return EngineStats(
             requests=self._generated,
             ledger_rows=self._ledger.rows_written,
-            events=self._events,
+            events=self._events + self._ledger.rows_written,
             arrivals_end_s=float(arrivals_end_s),
             end_s=float(self.env.now),
         )

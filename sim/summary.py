@@ -109,11 +109,14 @@ def _with_slo(rows: pl.LazyFrame, loaded: LoadedScenario) -> pl.LazyFrame:
         for c in loaded.scenario.classes
         if (c.slo_ms or default_ms) is not None
     }
-    if not slo_s:
-        return rows.with_columns(slo_s=pl.lit(None, pl.Float64))
-    return rows.with_columns(
-        slo_s=pl.col("class").cast(pl.String).replace_strict(slo_s, default=None)
-    )
+    # A when/then chain rather than a mapping lookup: polars' streaming engine
+    # runs it chunk by chunk, so the summary's memory stays flat.
+    target = pl.lit(None, pl.Float64)
+    for name, seconds in slo_s.items():
+        target = (
+            pl.when(pl.col("class") == name).then(pl.lit(seconds)).otherwise(target)
+        )
+    return rows.with_columns(slo_s=target)
 
 
 def _scope(
@@ -131,7 +134,7 @@ def _scope(
         else [pl.lit("all").alias("name")]
     )
     served = pl.col("outcome") == "served"
-    latency_col = pl.col("latency_s").filter(served & pl.col("final"))
+    latency_col = pl.when(served & pl.col("final")).then(pl.col("latency_s"))
     counts = (
         rows.group_by(keys)
         .agg(
