@@ -163,7 +163,8 @@ def validate(files: tuple[Path, ...]) -> None:
             continue
         click.echo(f"ok: {path} ({kind})")
     if problems:
-        raise InputError(problems)
+        # A topology given on its own and through its scenario is reported once.
+        raise InputError(list(dict.fromkeys(problems)))
 
 
 def _print_data(summary: pl.DataFrame, output_format: str) -> None:

@@ -12,6 +12,7 @@ from pathlib import Path
 import polars as pl
 
 from sim.engine import Engine, EngineStats
+from sim.errors import PlacesimError
 from sim.ledger import LedgerWriter
 from sim.schema import LoadedScenario, load_scenario
 from sim.summary import Window, summarize
@@ -98,7 +99,11 @@ def run(
         if out_dir is not None
         else Path(tempfile.mkdtemp(prefix="placesim-"))
     )
-    folder.mkdir(parents=True, exist_ok=True)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        msg = f"cannot create the output folder {folder}: {err.strerror.lower()}"
+        raise PlacesimError(msg) from err
 
     stats = _simulate(loaded, folder / REQUESTS_FILE, progress)
     window = Window(loaded.scenario.warmup_s, stats.arrivals_end_s)
@@ -134,6 +139,7 @@ def write_parquet_atomic(frame: pl.DataFrame, path: Path) -> None:
     os.close(handle)
     try:
         frame.write_parquet(tmp_name)
+        _make_readable(tmp_name)
         os.replace(tmp_name, path)
     finally:
         if os.path.exists(tmp_name):
@@ -147,4 +153,16 @@ def write_text_atomic(text: str, path: Path) -> None:
     )
     with os.fdopen(handle, "w") as stream:
         stream.write(text)
+    _make_readable(tmp_name)
     shutil.move(tmp_name, path)
+
+
+def _make_readable(name: str) -> None:
+    """Give a temporary file the mode a newly created file would have.
+
+    ``mkstemp`` creates files readable by their owner alone; outputs should
+    follow the user's umask like any other file they write.
+    """
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(name, 0o666 & ~umask)

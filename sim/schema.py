@@ -19,15 +19,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Literal, TypeVar
 
 import networkx as nx
 import polars as pl
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from sim.errors import InputError, Problem, closest
 from sim.yamlio import LocatedYaml, Path_, load_yaml, validate
 
+M = TypeVar("M", bound=BaseModel)
 PositiveFloat = Annotated[float, Field(gt=0)]
 NonNegativeFloat = Annotated[float, Field(ge=0)]
 PositiveInt = Annotated[int, Field(gt=0)]
@@ -312,28 +313,79 @@ def load_scenario(path: str | Path) -> LoadedScenario:
     'three_tier'
     """
     doc = load_yaml(path)
-    scenario = validate(doc, Scenario)
-    topology_path = (Path(path).parent / scenario.topology).resolve()
-    if not topology_path.is_file():
-        raise InputError(
-            [doc.problem(("topology",), "an existing topology file", scenario.topology)]
-        )
-
-    topology_doc = load_yaml(topology_path, display_name=_display(topology_path))
     problems: list[Problem] = []
+    scenario = _validated(doc, Scenario, problems)
+    # Even when the scenario is invalid, its topology and every class that is
+    # valid on its own are still checked, so one pass reports all problems.
+    topology_path, topology = _topology_of(doc, Path(path), problems)
+    classes = list(enumerate(scenario.classes)) if scenario else _valid_classes(doc)
+
+    if scenario is not None:
+        problems += _scenario_problems(scenario, doc)
+    for i, cls in classes:
+        problems += _class_file_problems(cls, ("classes", i), doc, Path(path).parent)
+    if topology is not None:
+        problems += _cross_problems(classes, topology, doc)
+    # The file the user named comes first, then its topology.
+    _raise_if(sorted(problems, key=lambda problem: problem.file != doc.file))
+
+    # No problem means the scenario and its topology were both read.
+    assert scenario is not None
+    assert topology is not None
+    assert topology_path is not None
+    return LoadedScenario(scenario, topology, Path(path).resolve(), topology_path)
+
+
+def _validated(doc: LocatedYaml, model: type[M], problems: list[Problem]) -> M | None:
+    """Validate a document, adding its problems to `problems` instead of raising."""
     try:
-        topology = validate(topology_doc, Topology)
+        return validate(doc, model)
     except InputError as err:
         problems.extend(err.problems)
-        problems.extend(_scenario_only_problems(scenario, doc, Path(path)))
-        raise InputError(problems) from None
+        return None
 
-    problems.extend(topology_problems(topology, topology_doc))
-    loaded = LoadedScenario(scenario, topology, Path(path).resolve(), topology_path)
-    problems.extend(_scenario_only_problems(scenario, doc, Path(path)))
-    problems.extend(_cross_problems(loaded, doc))
-    _raise_if(problems)
-    return loaded
+
+def _topology_of(
+    doc: LocatedYaml, scenario_path: Path, problems: list[Problem]
+) -> tuple[Path | None, Topology | None]:
+    """Load the topology a scenario names, adding any problem to `problems`."""
+    name = doc.data.get("topology") if isinstance(doc.data, dict) else None
+    if not isinstance(name, str):
+        return None, None
+    path = (scenario_path.parent / name).resolve()
+    if not path.is_file():
+        problems.append(
+            doc.problem(
+                ("topology",),
+                "an existing topology file",
+                f"{name!r}, which does not exist",
+            )
+        )
+        return None, None
+
+    try:
+        topology_doc = load_yaml(path, display_name=_display(path))
+    except InputError as err:
+        problems.extend(err.problems)
+        return path, None
+    topology = _validated(topology_doc, Topology, problems)
+    if topology is not None:
+        problems += topology_problems(topology, topology_doc)
+    return path, topology
+
+
+def _valid_classes(doc: LocatedYaml) -> list[tuple[int, RequestClass]]:
+    """The classes of an invalid scenario that are valid on their own."""
+    raw = doc.data.get("classes") if isinstance(doc.data, dict) else None
+    if not isinstance(raw, list):
+        return []
+    valid = []
+    for i, item in enumerate(raw):
+        try:
+            valid.append((i, RequestClass.model_validate(item)))
+        except ValidationError:
+            continue
+    return valid
 
 
 def _display(path: Path) -> str:
@@ -423,9 +475,7 @@ def _unknown(
 # --- scenario rules ------------------------------------------------------------
 
 
-def _scenario_only_problems(
-    scenario: Scenario, doc: LocatedYaml, path: Path
-) -> list[Problem]:
+def _scenario_problems(scenario: Scenario, doc: LocatedYaml) -> list[Problem]:
     problems = _duplicate_names(
         [c.name for c in scenario.classes], ("classes",), "class", doc
     )
@@ -446,8 +496,6 @@ def _scenario_only_problems(
                 f"{scenario.warmup_s:g}",
             )
         )
-    for i, cls in enumerate(scenario.classes):
-        problems += _class_file_problems(cls, ("classes", i), doc, path.parent)
     return problems
 
 
@@ -486,7 +534,9 @@ def _trace_columns(
     if columns is None:
         return None, [
             doc.problem(
-                (*where, "file"), "an existing CSV or Parquet trace file", arrival.file
+                (*where, "file"),
+                "an existing CSV or Parquet trace file",
+                _missing(arrival.file),
             )
         ]
 
@@ -521,7 +571,9 @@ def _distribution_problems(
         if columns is None:
             return [
                 doc.problem(
-                    (*where, "file"), "an existing CSV or Parquet file", dist.file
+                    (*where, "file"),
+                    "an existing CSV or Parquet file",
+                    _missing(dist.file),
                 )
             ]
         if dist.column not in columns:
@@ -554,6 +606,10 @@ def _distribution_problems(
     return []
 
 
+def _missing(name: str) -> str:
+    return f"{name!r}, which does not exist"
+
+
 def _file_columns(path: Path) -> list[str] | None:
     """Column names of a CSV or Parquet file, or None when it cannot be read."""
     if not path.is_file():
@@ -569,8 +625,9 @@ def _file_columns(path: Path) -> list[str] | None:
 # --- rules across the two files ------------------------------------------------
 
 
-def _cross_problems(loaded: LoadedScenario, doc: LocatedYaml) -> list[Problem]:
-    topology = loaded.topology
+def _cross_problems(
+    classes: list[tuple[int, RequestClass]], topology: Topology, doc: LocatedYaml
+) -> list[Problem]:
     node_names = [n.name for n in topology.nodes]
     pool_node = {p.name: n.name for n in topology.nodes for p in n.pools}
     pools_by_name = {p.name: p for n in topology.nodes for p in n.pools}
@@ -579,7 +636,7 @@ def _cross_problems(loaded: LoadedScenario, doc: LocatedYaml) -> list[Problem]:
     graph.add_edges_from((link.a, link.b) for link in topology.links)
 
     problems: list[Problem] = []
-    for i, cls in enumerate(loaded.scenario.classes):
+    for i, cls in classes:
         where: Path_ = ("classes", i)
         origins = _class_origins(cls, where, doc, node_names, problems)
         pools = _class_pools(cls, where, doc, pool_node, problems)
@@ -729,7 +786,8 @@ def check_file(path: str | Path) -> str:
         With every problem of the file (and of a scenario's topology).
     """
     doc = load_yaml(path)
-    if isinstance(doc.data, dict) and "nodes" in doc.data and "classes" not in doc.data:
+    keys = doc.data if isinstance(doc.data, dict) else {}
+    if "classes" not in keys and "topology" not in keys:
         load_topology(path)
         return "topology"
     load_scenario(path)

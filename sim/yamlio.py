@@ -231,7 +231,17 @@ def _syntax_problem(err: yaml.YAMLError, text: bytes, file: str) -> Problem:
     if context and problem.startswith("but "):
         # "expected a single document in the stream" + "but found another document"
         problem = f"{context} {problem}"
-    return Problem(file, line, column, "", "valid YAML", f"a syntax error ({problem})")
+    found = f"a syntax error ({problem})"
+
+    # PyYAML finds an unclosed bracket only where the next key starts; say where
+    # the construct it was parsing began, which is where the fix usually goes.
+    context_mark = getattr(err, "context_mark", None)
+    if context and context.startswith("while parsing") and context_mark is not None:
+        found += (
+            f" {context} that starts at line {context_mark.line + 1},"
+            f" column {context_mark.column + 1}"
+        )
+    return Problem(file, line, column, "", "valid YAML", found)
 
 
 def _unreadable_problem(

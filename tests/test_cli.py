@@ -134,11 +134,6 @@ def test_run_writes_the_two_parquet_files_and_nothing_else(
     assert list(summary(out).schema.items()) == list(SUMMARY_COLUMNS.items())
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="write_parquet_atomic keeps mkstemp's 0600 mode, so summary.parquet "
-    "is private while requests.parquet follows the umask (0644)",
-)
 def test_both_output_files_get_the_same_permissions(tmp_path: Path) -> None:
     previous = os.umask(0o022)
     try:
@@ -303,11 +298,6 @@ def test_a_failure_mid_run_leaves_no_ledger_and_no_temp_file(
     assert result.stdout == ""
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="an output folder that cannot be created raises a raw OSError "
-    "(a traceback for the user) instead of a one-line error",
-)
 def test_an_out_folder_that_cannot_be_created_is_a_short_error(
     tmp_path: Path,
 ) -> None:

@@ -181,7 +181,8 @@ def test_syntax_error_points_at_the_parser_problem(tmp_path: Path) -> None:
         load_yaml(path, display_name="run.yaml")
     assert [str(p) for p in caught.value.problems] == [
         "run.yaml:3:7: expected valid YAML; "
-        "got a syntax error (expected ',' or ']', but got ':')"
+        "got a syntax error (expected ',' or ']', but got ':') while parsing a "
+        "flow sequence that starts at line 2, column 10"
     ]
 
 
