@@ -25,6 +25,7 @@ import gc
 import heapq
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import simpy
@@ -39,6 +40,13 @@ from sim.workload import ClassStream, Draws
 __all__ = ["Engine", "EngineStats", "FifoPool"]
 
 ProgressHook = Callable[[float], None]
+Visit = tuple[Any, ...]
+"""A pool visit: (request, stage, pool, service_s, uplink_s, downlink_s, following).
+
+`request` is the tuple of the request's own ledger fields; `following` is the
+next visit of a chain without its request, or None on the last stage.
+"""
+NAN = float("nan")
 
 
 class FifoPool:
@@ -61,6 +69,8 @@ class FifoPool:
     """
 
     __slots__ = ("_free_at", "_in_system", "_limit", "index")
+    deferred = False
+    """FIFO service ends are known on admission, so the engine records them then."""
 
     def __init__(self, index: int, servers: int, queue_capacity: int | None) -> None:
         self.index = index
@@ -334,58 +344,69 @@ class Engine:
     # --- pools ------------------------------------------------------------------
 
     def _arrive(self, event: Event) -> None:
-        """A request reaches a pool: admit or drop it and write its ledger row."""
-        request, stage, pool, service_s, uplink_s, downlink_s, following = event._value
+        """A request reaches a pool: admit or drop it, or hand it to the pool."""
+        visit = event._value
+        pool = visit[2]
         now_s = self.env._now
-        start_s = pool.admit(now_s, service_s)
-        if start_s < 0.0:
-            self._ledger.rows.append(
-                (
-                    *request,
-                    stage,
-                    pool.index,
-                    uplink_s,
-                    now_s,
-                    0.0,
-                    0.0,
-                    0.0,
-                    DROPPED,
-                    True,
-                )
-            )
+        if pool.deferred:
+            pool.join(now_s, visit)
             return
+        start_s = pool.admit(now_s, visit[3])
+        if start_s < 0.0:
+            self.drop(visit, now_s)
+        else:
+            self.finish(visit, now_s, start_s, visit[3])
 
-        wait_s = start_s - now_s
+    def drop(self, visit: Visit, pool_arrival_s: float) -> None:
+        """Record a visit whose pool turned it away; the request ends there."""
+        request, stage, pool, _, uplink_s, _, _ = visit
+        self._ledger.rows.append(
+            (*request, stage, pool.index, uplink_s, pool_arrival_s)
+            + (0.0, 0.0, 0.0, DROPPED, True, NAN, NAN)
+        )
+
+    def finish(
+        self,
+        visit: Visit,
+        pool_arrival_s: float,
+        start_s: float,
+        service_s: float,
+        first_token_s: float = NAN,
+        tpot_s: float = NAN,
+    ) -> None:
+        """Record a served visit and send the request on to its next pool, if any.
+
+        Pools that decide service times as they go (``deferred`` pools, such as
+        continuous batching) call this when a request's service ends; FIFO pools
+        are recorded as soon as they admit a request, since its start and end
+        are then known.
+
+        Parameters
+        ----------
+        visit
+            The value of the arrival event, as built by the engine.
+        pool_arrival_s, start_s
+            When the request reached the pool and when its service began.
+        service_s
+            Time from the start of service to its end.
+        first_token_s
+            When the pool produced the request's first output token; NaN when
+            tokens are not modelled.
+        tpot_s
+            Mean time per output token after the first; NaN when not modelled.
+        """
+        request, stage, pool, _, uplink_s, downlink_s, following = visit
+        wait_s = start_s - pool_arrival_s
         if following is None:
             self._ledger.rows.append(
-                (
-                    *request,
-                    stage,
-                    pool.index,
-                    uplink_s,
-                    now_s,
-                    wait_s,
-                    service_s,
-                    downlink_s,
-                    SERVED,
-                    True,
-                )
+                (*request, stage, pool.index, uplink_s, pool_arrival_s, wait_s)
+                + (service_s, downlink_s, SERVED, True, first_token_s, tpot_s)
             )
             return
 
         self._ledger.rows.append(
-            (
-                *request,
-                stage,
-                pool.index,
-                uplink_s,
-                now_s,
-                wait_s,
-                service_s,
-                0.0,
-                SERVED,
-                False,
-            )
+            (*request, stage, pool.index, uplink_s, pool_arrival_s, wait_s)
+            + (service_s, 0.0, SERVED, False, first_token_s, tpot_s)
         )
         next_stage, next_pool, next_service_s, hop_s, next_downlink_s, rest = following
         value = (
@@ -397,7 +418,8 @@ class Engine:
             next_downlink_s,
             rest,
         )
-        self._schedule(self._arrive, value, wait_s + service_s + hop_s)
+        end_s = start_s + service_s
+        self._schedule(self._arrive, value, end_s + hop_s - self.env._now)
 
     def _schedule(
         self, callback: Callable[[Event], None], value: object, delay_s: float

@@ -31,6 +31,11 @@ output_tokens  int64   generated tokens, null when not modelled
 outcome        string  'served' or 'dropped'
 final          bool    the last row of its request
 warmup         bool    the request arrived during the warm-up
+ttft_s         float64 time to first token, from leaving the origin to the first
+                       output token produced, plus the way back (final rows of
+                       token-level pools only)
+tpot_s         float64 mean time per output token after the first (token-level
+                       pools only)
 ============== ======= ==========================================================
 """
 
@@ -73,6 +78,8 @@ LEDGER_SCHEMA = pa.schema(
         ("outcome", _DICT),
         ("final", pa.bool_()),
         ("warmup", pa.bool_()),
+        ("ttft_s", pa.float64()),
+        ("tpot_s", pa.float64()),
     ]
 )
 
@@ -95,6 +102,8 @@ ROW_FIELDS = (
     "downlink_s",
     "outcome",
     "final",
+    "first_token_s",
+    "tpot_s",
 )
 
 
@@ -182,6 +191,9 @@ class LedgerWriter:
         service_s = cols["service_s"]
         downlink_s = cols["downlink_s"]
         finish_s = pool_arrival_s + wait_s + service_s + downlink_s
+        # Time to first token as the client sees it: on the final visit, from
+        # leaving the origin to the first token produced, plus the way back.
+        ttft_s = np.where(final, cols["first_token_s"] - arrival_s + downlink_s, np.nan)
 
         arrays = {
             "request_id": pa.array(np.asarray(cols["request_id"], dtype=np.int64)),
@@ -204,6 +216,8 @@ class LedgerWriter:
             "outcome": self._coded("outcome", cols["outcome"]),
             "final": pa.array(final),
             "warmup": pa.array(arrival_s < self._warmup_s),
+            "ttft_s": pa.array(ttft_s, mask=np.isnan(ttft_s)),
+            "tpot_s": pa.array(cols["tpot_s"], mask=np.isnan(cols["tpot_s"])),
         }
         return pa.Table.from_pydict(arrays, schema=LEDGER_SCHEMA)
 
