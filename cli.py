@@ -7,15 +7,20 @@ Results go to stdout, progress and errors to stderr. Exit codes: 0 success,
 from __future__ import annotations
 
 import functools
+import io
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 import polars as pl
 
+from sim.cost import MONTH_S
 from sim.errors import InputError, PlacesimError
+
+if TYPE_CHECKING:
+    from sim.api import RunResult
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -31,6 +36,8 @@ TABLE_COLUMNS = [
     "queue_wait_p95_ms",
     "slo_attainment",
     "utilisation",
+    "cost_usd",
+    "cost_per_request_usd",
 ]
 
 
@@ -140,7 +147,12 @@ def run(
         f"requests={result.stats.requests} horizon={horizon} warmup={s.warmup_s:g} s"
     )
     click.echo(_table(result.summary))
-    click.echo(f"wrote: {result.out_dir / 'summary.parquet'}, {result.requests_path}")
+    click.echo(_cost_table(result))
+    files = ", ".join(
+        str(result.out_dir / name)
+        for name in ("summary.parquet", "costs.parquet", "requests.parquet")
+    )
+    click.echo(f"wrote: {files}")
 
 
 @main.command()
@@ -176,26 +188,62 @@ def _print_data(summary: pl.DataFrame, output_format: str) -> None:
 
 def _table(summary: pl.DataFrame) -> str:
     shown = summary.select(TABLE_COLUMNS).with_columns(
-        pl.col("dropped_share", "slo_attainment", "utilisation") * 100.0
+        pl.col("dropped_share", "slo_attainment", "utilisation") * 100.0,
+        pl.col("cost_per_request_usd") * 1000.0,
     )
     shown = shown.rename(
         {
             "dropped_share": "dropped_%",
             "slo_attainment": "slo_%",
             "utilisation": "util_%",
+            "cost_per_request_usd": "usd_per_1k_req",
         }
     )
-    with pl.Config(
-        tbl_rows=-1,
-        tbl_cols=-1,
-        tbl_width_chars=200,
-        tbl_hide_column_data_types=True,
-        tbl_hide_dataframe_shape=False,
-        tbl_formatting="NOTHING",
-        float_precision=1,
-        tbl_cell_numeric_alignment="RIGHT",
-    ):
-        return str(shown)
+    return _render(shown, decimals={"cost_usd": 2, "usd_per_1k_req": 4})
+
+
+def _render(frame: pl.DataFrame, decimals: dict[str, int] | None = None) -> str:
+    """A table for people: numbers right-aligned and rounded, nulls left blank."""
+    from rich import box
+    from rich.console import Console
+    from rich.table import Table
+
+    decimals = decimals or {}
+    table = Table(box=box.SIMPLE_HEAD, pad_edge=False, show_edge=False)
+    for name, dtype in frame.schema.items():
+        table.add_column(name, justify="right" if dtype.is_numeric() else "left")
+    for row in frame.iter_rows(named=True):
+        table.add_row(
+            *(_cell(value, decimals.get(name, 1)) for name, value in row.items())
+        )
+
+    console = Console(width=250, file=io.StringIO(), color_system=None)
+    console.print(table)
+    return "\n".join(line.rstrip() for line in console.file.getvalue().splitlines())
+
+
+def _cell(value: object, decimals: int) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, float):
+        return f"{value:,.{decimals}f}"
+    if isinstance(value, int):
+        return f"{value:,}"
+    return str(value)
+
+
+def _cost_table(result: RunResult) -> str:
+    window_s = result.window.length_s
+    total = result.costs.total_usd
+    by_category = result.costs.by_category().rename(
+        {"cost_usd": "window_usd", "monthly_usd": "monthly_usd_projected"}
+    )
+    header = (
+        f"cost: {total:,.2f} USD for the {window_s:g} s window; "
+        f"{total * MONTH_S / window_s:,.0f} USD a month (30 days, projected)"
+    )
+    table = _render(by_category, {"window_usd": 2, "monthly_usd_projected": 0})
+    return f"{header}\n{table}"
 
 
 class _progress_bar:  # noqa: N801 - used as a context manager, named like one

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import polars as pl
 
+from sim.cost import CostReport, cost_report
 from sim.engine import Engine, EngineStats
 from sim.errors import PlacesimError
 from sim.ledger import LedgerWriter
@@ -21,6 +22,7 @@ __all__ = ["RunResult", "run"]
 
 REQUESTS_FILE = "requests.parquet"
 SUMMARY_FILE = "summary.parquet"
+COSTS_FILE = "costs.parquet"
 
 
 @dataclass(frozen=True)
@@ -39,6 +41,8 @@ class RunResult:
         Counts from the engine: requests, ledger rows, events, end times.
     window
         The measurement window the summary covers.
+    costs
+        Cost lines of the window and their allocation to classes.
     """
 
     loaded: LoadedScenario
@@ -46,6 +50,7 @@ class RunResult:
     out_dir: Path
     stats: EngineStats
     window: Window
+    costs: CostReport
 
     @property
     def requests_path(self) -> Path:
@@ -107,9 +112,11 @@ def run(
 
     stats = _simulate(loaded, folder / REQUESTS_FILE, progress)
     window = Window(loaded.scenario.warmup_s, stats.arrivals_end_s)
-    summary = summarize(folder / REQUESTS_FILE, loaded, window)
+    costs = cost_report(folder / REQUESTS_FILE, loaded, window)
+    summary = summarize(folder / REQUESTS_FILE, loaded, window, costs)
+    write_parquet_atomic(costs.lines, folder / COSTS_FILE)
     write_parquet_atomic(summary, folder / SUMMARY_FILE)
-    return RunResult(loaded, summary, folder, stats, window)
+    return RunResult(loaded, summary, folder, stats, window, costs)
 
 
 def _simulate(

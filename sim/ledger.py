@@ -43,13 +43,14 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-__all__ = ["LEDGER_SCHEMA", "LedgerWriter", "OUTCOMES"]
+__all__ = ["LEDGER_SCHEMA", "OUTCOMES", "LedgerWriter", "Window"]
 
 OUTCOMES = ("served", "dropped")
 SERVED = 0
@@ -105,6 +106,23 @@ ROW_FIELDS = (
     "first_token_s",
     "tpot_s",
 )
+
+
+@dataclass(frozen=True)
+class Window:
+    """The measurement window of a run, in simulated seconds.
+
+    Requests arriving in ``[warmup_s, horizon_s)`` are measured; `horizon_s` is
+    the end of arrivals (the duration, or the last arrival).
+    """
+
+    warmup_s: float
+    horizon_s: float
+
+    @property
+    def length_s(self) -> float:
+        """Length of the window; at least a nanosecond so rates stay finite."""
+        return max(self.horizon_s - self.warmup_s, 1e-9)
 
 
 class LedgerWriter:

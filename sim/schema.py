@@ -17,6 +17,7 @@ Only a scenario that passes all three reaches the engine, which trusts it.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Literal, TypeVar
@@ -25,6 +26,7 @@ import networkx as nx
 import polars as pl
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from sim.catalog import Catalog, UnknownCatalogEntry, load_catalog
 from sim.errors import InputError, Problem, closest
 from sim.yamlio import LocatedYaml, Path_, load_yaml, validate
 
@@ -114,6 +116,68 @@ Distribution = Annotated[
 NodeKind = Literal["device", "edge_site", "region", "cloud", "cdn"]
 
 
+# --- money: what pools, links and stored data cost ------------------------------
+# Names refer to entries of the price catalogue (`placesim catalog` lists them);
+# every figure may be overridden inline.
+
+PricingModel = Literal["on_demand", "committed_1y", "committed_3y", "spot"]
+
+
+class PoolCost(_Model):
+    """How a pool's servers are paid for: rented instances or bought edge hardware.
+
+    Cloud instances (`instance`) are billed per instance-hour for the whole
+    simulated window under one pricing model. Edge hardware (`edge_hardware`)
+    is bought: its price is amortised per hour over its life, and its energy is
+    billed from its idle and busy power draws at `electricity`'s price.
+    """
+
+    instance: str | None = None
+    instances: PositiveFloat | None = None
+    pricing: PricingModel = "on_demand"
+    usd_per_h: NonNegativeFloat | None = None
+    edge_hardware: str | None = None
+    units: PositiveFloat | None = None
+    purchase_usd: NonNegativeFloat | None = None
+    amortisation_months: PositiveInt | None = None
+    idle_w: NonNegativeFloat | None = None
+    busy_w: NonNegativeFloat | None = None
+    electricity: str | None = None
+    usd_per_kwh: NonNegativeFloat | None = None
+
+    @model_validator(mode="after")
+    def _instance_or_hardware(self) -> PoolCost:
+        if (self.instance is None) == (self.edge_hardware is None):
+            msg = "exactly one of `instance` or `edge_hardware`"
+            raise ValueError(msg)
+        return self
+
+
+class LinkPrice(_Model):
+    """The price of bytes crossing a link, from a catalogue transfer entry.
+
+    Bytes leaving the `from` end are priced. Without `from`, both directions
+    are priced (each paid by its sender, as between two regions); internet
+    egress entries need a `from`, the provider's end, since ingress is free.
+    """
+
+    transfer: str
+    from_: str | None = Field(default=None, alias="from")
+    usd_per_gb: NonNegativeFloat | None = None
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+class Storage(_Model):
+    """Data kept at a node (model weights, data sets) in priced object storage."""
+
+    entry: str
+    gb: NonNegativeFloat
+    what: str = "data"
+    reads_per_request: NonNegativeFloat = 0.0
+    writes_per_request: NonNegativeFloat = 0.0
+
+
 class Pool(_Model):
     """A set of identical servers at a node that serve requests FIFO."""
 
@@ -122,6 +186,7 @@ class Pool(_Model):
     servers: PositiveInt = 1
     queue_capacity: NonNegativeInt | Literal["unlimited"] = "unlimited"
     service_time_ms: Distribution | None = None
+    cost: PoolCost | None = None
 
 
 class Node(_Model):
@@ -130,6 +195,7 @@ class Node(_Model):
     name: str
     kind: NodeKind
     pools: list[Pool] = []
+    storage: list[Storage] = []
 
 
 class Link(_Model):
@@ -139,7 +205,13 @@ class Link(_Model):
     b: str
     latency_ms: NonNegativeFloat
     bandwidth_mbps: PositiveFloat
-    price: str | None = None
+    price: str | LinkPrice | None = None
+
+    def link_price(self) -> LinkPrice | None:
+        """The price as a :class:`LinkPrice`, whichever way it was written."""
+        if isinstance(self.price, str):
+            return LinkPrice(transfer=self.price)
+        return self.price
 
 
 class Topology(_Model):
@@ -253,6 +325,8 @@ class Scenario(_Model):
     requests: PositiveInt | None = None
     warmup_s: NonNegativeFloat = 0.0
     slo_ms: PositiveFloat | None = None
+    cost_allocation: Literal["requests", "bytes", "busy_time"] = "busy_time"
+    catalog: str | None = None
     classes: Annotated[list[RequestClass], Field(min_length=1)]
 
 
@@ -264,6 +338,7 @@ class LoadedScenario:
     topology: Topology
     scenario_path: Path
     topology_path: Path
+    catalog: Catalog
 
     def resolve(self, relative: str) -> Path:
         """Resolve a path written in the scenario relative to the scenario file."""
@@ -283,7 +358,9 @@ def load_topology(path: str | Path) -> Topology:
     """
     doc = load_yaml(path)
     topology = validate(doc, Topology)
-    _raise_if(topology_problems(topology, doc))
+    _raise_if(
+        topology_problems(topology, doc) + cost_problems(topology, doc, load_catalog())
+    )
     return topology
 
 
@@ -317,7 +394,8 @@ def load_scenario(path: str | Path) -> LoadedScenario:
     scenario = _validated(doc, Scenario, problems)
     # Even when the scenario is invalid, its topology and every class that is
     # valid on its own are still checked, so one pass reports all problems.
-    topology_path, topology = _topology_of(doc, Path(path), problems)
+    catalog = _catalog_of(doc, Path(path), problems)
+    topology_path, topology = _topology_of(doc, Path(path), catalog, problems)
     classes = list(enumerate(scenario.classes)) if scenario else _valid_classes(doc)
 
     if scenario is not None:
@@ -333,7 +411,10 @@ def load_scenario(path: str | Path) -> LoadedScenario:
     assert scenario is not None
     assert topology is not None
     assert topology_path is not None
-    return LoadedScenario(scenario, topology, Path(path).resolve(), topology_path)
+    assert catalog is not None
+    return LoadedScenario(
+        scenario, topology, Path(path).resolve(), topology_path, catalog
+    )
 
 
 def _validated(doc: LocatedYaml, model: type[M], problems: list[Problem]) -> M | None:
@@ -345,8 +426,31 @@ def _validated(doc: LocatedYaml, model: type[M], problems: list[Problem]) -> M |
         return None
 
 
-def _topology_of(
+def _catalog_of(
     doc: LocatedYaml, scenario_path: Path, problems: list[Problem]
+) -> Catalog | None:
+    """The price catalogue a scenario names, or the shipped one."""
+    name = doc.data.get("catalog") if isinstance(doc.data, dict) else None
+    if not isinstance(name, str):
+        return load_catalog()
+    path = (scenario_path.parent / name).resolve()
+    if not path.is_file():
+        problems.append(
+            doc.problem(("catalog",), "an existing catalogue file", _missing(name))
+        )
+        return None
+    try:
+        return load_catalog(path)
+    except ValueError as err:
+        problems.append(doc.problem(("catalog",), "a valid price catalogue", str(err)))
+        return None
+
+
+def _topology_of(
+    doc: LocatedYaml,
+    scenario_path: Path,
+    catalog: Catalog | None,
+    problems: list[Problem],
 ) -> tuple[Path | None, Topology | None]:
     """Load the topology a scenario names, adding any problem to `problems`."""
     name = doc.data.get("topology") if isinstance(doc.data, dict) else None
@@ -371,6 +475,8 @@ def _topology_of(
     topology = _validated(topology_doc, Topology, problems)
     if topology is not None:
         problems += topology_problems(topology, topology_doc)
+        if catalog is not None:
+            problems += cost_problems(topology, topology_doc, catalog)
     return path, topology
 
 
@@ -428,6 +534,120 @@ def topology_problems(topology: Topology, doc: LocatedYaml) -> list[Problem]:
                 doc.problem(("links", i, "b"), "a node other than `a`", repr(link.b))
             )
     return problems
+
+
+def cost_problems(
+    topology: Topology, doc: LocatedYaml, catalog: Catalog
+) -> list[Problem]:
+    """Catalogue names in a topology exist and give the prices it needs."""
+    problems: list[Problem] = []
+    for i, node in enumerate(topology.nodes):
+        for j, pool in enumerate(node.pools):
+            if pool.cost is not None:
+                where = ("nodes", i, "pools", j, "cost")
+                problems += _pool_cost_problems(pool.cost, where, doc, catalog)
+        for j, stored in enumerate(node.storage):
+            problems += _entry_problems(
+                catalog.storage, stored.entry, ("nodes", i, "storage", j, "entry"), doc
+            )
+    for i, link in enumerate(topology.links):
+        price = link.link_price()
+        if price is not None:
+            problems += _link_price_problems(
+                link, price, ("links", i, "price"), doc, catalog
+            )
+    return problems
+
+
+def _entry_problems(
+    lookup: Callable[[str], object], name: str, where: Path_, doc: LocatedYaml
+) -> list[Problem]:
+    try:
+        lookup(name)
+    except UnknownCatalogEntry as err:
+        section = err.section.replace("_", " ")
+        known = err.known
+        listed = ", ".join(known) if len(known) <= 8 else f"{len(known)} names"
+        return [
+            doc.problem(
+                where,
+                f"a {section} entry of the price catalogue ({listed})",
+                f"{name!r}, which is not in it",
+                err.closest,
+            )
+        ]
+    return []
+
+
+def _pool_cost_problems(
+    cost: PoolCost, where: Path_, doc: LocatedYaml, catalog: Catalog
+) -> list[Problem]:
+    if cost.instance is not None:
+        problems = _entry_problems(
+            catalog.instance, cost.instance, (*where, "instance"), doc
+        )
+        if problems or cost.usd_per_h is not None:
+            return problems
+        entry = catalog.instance(cost.instance)
+        if getattr(entry, f"{cost.pricing}_usd_per_h") is None:
+            return [
+                doc.problem(
+                    (*where, "pricing"),
+                    f"a pricing model the catalogue prices {cost.instance} at, "
+                    "or an inline `usd_per_h`",
+                    f"{cost.pricing!r}, which has no price there",
+                )
+            ]
+        return []
+
+    assert cost.edge_hardware is not None
+    problems = _entry_problems(
+        catalog.edge_hardware, cost.edge_hardware, (*where, "edge_hardware"), doc
+    )
+    if cost.electricity is not None:
+        problems += _entry_problems(
+            catalog.electricity, cost.electricity, (*where, "electricity"), doc
+        )
+    elif cost.usd_per_kwh is None:
+        problems.append(
+            doc.problem(
+                where,
+                "an `electricity` entry or a `usd_per_kwh` price for the energy",
+                "neither",
+            )
+        )
+    return problems
+
+
+def _link_price_problems(
+    link: Link, price: LinkPrice, where: Path_, doc: LocatedYaml, catalog: Catalog
+) -> list[Problem]:
+    path = where if isinstance(link.price, str) else (*where, "transfer")
+    problems = _entry_problems(catalog.transfer, price.transfer, path, doc)
+    if problems:
+        return problems
+    if price.from_ is not None and price.from_ not in (link.a, link.b):
+        return [
+            doc.problem(
+                (*where, "from"),
+                f"one end of the link ({link.a!r} or {link.b!r})",
+                repr(price.from_),
+                closest(price.from_, [link.a, link.b]),
+            )
+        ]
+    if (
+        price.from_ is None
+        and catalog.transfer(price.transfer).kind == "internet_egress"
+    ):
+        return [
+            doc.problem(
+                where,
+                f"a `from` end: {price.transfer} prices only bytes leaving the "
+                "provider for the internet, so say which end is the provider's",
+                "no `from`",
+            )
+        ]
+    return []
 
 
 def _duplicate_names(
@@ -768,7 +988,11 @@ def with_overrides(
         return loaded
     scenario = loaded.scenario.model_copy(update=update)
     return LoadedScenario(
-        scenario, loaded.topology, loaded.scenario_path, loaded.topology_path
+        scenario,
+        loaded.topology,
+        loaded.scenario_path,
+        loaded.topology_path,
+        loaded.catalog,
     )
 
 

@@ -14,11 +14,12 @@ measurement window ``[warmup_s, horizon_s]``.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 from pathlib import Path
 
 import polars as pl
 
+from sim.cost import CostReport, cost_report
+from sim.ledger import Window
 from sim.schema import LoadedScenario
 
 __all__ = ["PERCENTILES", "SUMMARY_COLUMNS", "Window", "summarize"]
@@ -46,24 +47,20 @@ SUMMARY_COLUMNS = {
     "queue_wait_p99_ms": pl.Float64,
     "slo_attainment": pl.Float64,
     "utilisation": pl.Float64,
+    "cost_usd": pl.Float64,
+    "cost_per_request_usd": pl.Float64,
+    "cost_per_served_usd": pl.Float64,
+    "cost_per_1k_tokens_usd": pl.Float64,
 }
 """Columns of the summary frame, in order, with their types."""
 
 
-@dataclass(frozen=True)
-class Window:
-    """The measurement window of a run, in simulated seconds."""
-
-    warmup_s: float
-    horizon_s: float
-
-    @property
-    def length_s(self) -> float:
-        """Length of the window; at least a nanosecond so rates stay finite."""
-        return max(self.horizon_s - self.warmup_s, 1e-9)
-
-
-def summarize(ledger: Path, loaded: LoadedScenario, window: Window) -> pl.DataFrame:
+def summarize(
+    ledger: Path,
+    loaded: LoadedScenario,
+    window: Window,
+    costs: CostReport | None = None,
+) -> pl.DataFrame:
     """Summarise a ledger per pool, per class and overall.
 
     Parameters
@@ -74,6 +71,10 @@ def summarize(ledger: Path, loaded: LoadedScenario, window: Window) -> pl.DataFr
         The scenario that produced it (SLO targets, pool sizes).
     window
         The measurement window.
+    costs
+        The run's cost report; computed from the ledger when not given. The
+        overall row carries the total, each class its allocated share, each pool
+        its own compute, hardware and energy lines.
 
     Returns
     -------
@@ -95,10 +96,41 @@ def summarize(ledger: Path, loaded: LoadedScenario, window: Window) -> pl.DataFr
     pools = pools.join(_utilisation(ledger, loaded, window), on="name", how="left")
     frames = [f.with_columns(utilisation=pl.lit(None, pl.Float64)) for f in by_request]
     summary = pl.concat([*frames, pools], how="diagonal_relaxed")
+    report = costs if costs is not None else cost_report(ledger, loaded, window)
+    summary = _with_costs(summary, report)
     return summary.select([pl.col(c).cast(t) for c, t in SUMMARY_COLUMNS.items()]).sort(
         pl.col("scope").replace_strict({"overall": 0, "class": 1, "pool": 2}),
         "name",
         maintain_order=True,
+    )
+
+
+def _with_costs(summary: pl.DataFrame, report: CostReport) -> pl.DataFrame:
+    """Add each scope's cost and its unit costs (per request, served, 1k tokens)."""
+    pool_lines = report.lines.filter(
+        pl.col("category").is_in(["compute", "edge_hardware", "energy"])
+    )
+    costs = pl.concat(
+        [
+            pl.DataFrame(
+                {"scope": ["overall"], "name": ["all"], "cost_usd": [report.total_usd]}
+            ),
+            report.by_class.select(
+                scope=pl.lit("class"), name="class", cost_usd="cost_usd"
+            ),
+            pool_lines.group_by(scope=pl.lit("pool"), name="resource").agg(
+                pl.col("cost_usd").sum()
+            ),
+        ],
+        how="vertical_relaxed",
+    )
+    cost = pl.col("cost_usd")
+    return summary.join(costs, on=["scope", "name"], how="left").with_columns(
+        cost_per_request_usd=cost / pl.col("requests"),
+        cost_per_served_usd=pl.when(pl.col("served") > 0).then(cost / pl.col("served")),
+        cost_per_1k_tokens_usd=pl.when(pl.col("tokens") > 0).then(
+            cost * 1000.0 / pl.col("tokens")
+        ),
     )
 
 
@@ -145,6 +177,10 @@ def _scope(
             queue_wait_mean_ms=pl.col("queue_wait_s").mean() * 1000.0,
             slo_met=(pl.col("latency_s") <= pl.col("slo_s")).sum(),
             has_slo=pl.col("slo_s").is_not_null().any(),
+            tokens=(
+                pl.col("input_tokens").fill_null(0)
+                + pl.col("output_tokens").fill_null(0)
+            ).sum(),
         )
         .with_columns(
             scope=pl.lit(scope),

@@ -24,7 +24,7 @@ from sim.summary import SUMMARY_COLUMNS
 
 DATA = Path(__file__).resolve().parent / "data"
 SCENARIO = str(DATA / "tiny.yaml")
-OUTPUT_FILES = ["requests.parquet", "summary.parquet"]
+OUTPUT_FILES = ["costs.parquet", "requests.parquet", "summary.parquet"]
 TABLE_HEADER = [
     "scope",
     "name",
@@ -37,7 +37,10 @@ TABLE_HEADER = [
     "queue_wait_p95_ms",
     "slo_%",
     "util_%",
+    "cost_usd",
+    "usd_per_1k_req",
 ]
+DECIMALS = {"cost_usd": 2, "cost_per_request_usd": 4}
 PERCENT_COLUMNS = ("dropped_share", "slo_attainment", "utilisation")
 SCOPES = [
     ("overall", "all"),
@@ -67,12 +70,12 @@ def final_rows(out: Path) -> pl.DataFrame:
     return pl.read_parquet(out / "requests.parquet").filter(pl.col("final"))
 
 
-def shown(value: object) -> str:
-    """A summary value as the table prints it (one decimal, `null` for none)."""
-    if value is None:
-        return "null"
+def shown(value: object, column: str) -> str:
+    """A summary value as the table prints it (rounded, thousands separated)."""
     if isinstance(value, float):
-        return f"{value:.1f}"
+        return f"{value:,.{DECIMALS.get(column, 1)}f}"
+    if isinstance(value, int):
+        return f"{value:,}"
     return str(value)
 
 
@@ -101,26 +104,31 @@ def test_table_shows_every_scope_with_the_summary_values(
     table_run: tuple[Result, Path],
 ) -> None:
     result, out = table_run
-    frame = summary(out).with_columns(pl.col(*PERCENT_COLUMNS) * 100.0)
+    frame = summary(out).with_columns(
+        pl.col(*PERCENT_COLUMNS) * 100.0, pl.col("cost_per_request_usd") * 1000.0
+    )
+    # Blank cells (a class has no utilisation) vanish when a line is split.
     expected_rows = [
-        [shown(row[c]) for c in cli.TABLE_COLUMNS]
+        [shown(row[c], c) for c in cli.TABLE_COLUMNS if row[c] is not None]
         for row in frame.iter_rows(named=True)
     ]
 
     lines = result.stdout.splitlines()
 
-    assert lines[1] == "shape: (6, 11)"
-    assert lines[2].split() == TABLE_HEADER
-    rows = [line.split() for line in lines[3:-1]]
+    assert lines[1].split() == TABLE_HEADER
+    assert set(lines[2]) == {"─"}
+    rows = [line.split() for line in lines[3 : 3 + len(SCOPES)]]
     assert [tuple(row[:2]) for row in rows] == SCOPES
     assert rows == expected_rows
+    assert lines[3 + len(SCOPES)].startswith("cost: ")
 
 
 def test_table_run_ends_with_the_files_written(table_run: tuple[Result, Path]) -> None:
     result, out = table_run
 
     assert result.stdout.splitlines()[-1] == (
-        f"wrote: {out / 'summary.parquet'}, {out / 'requests.parquet'}"
+        f"wrote: {out / 'summary.parquet'}, {out / 'costs.parquet'}, "
+        f"{out / 'requests.parquet'}"
     )
     assert result.stderr == ""
 
@@ -143,7 +151,7 @@ def test_both_output_files_get_the_same_permissions(tmp_path: Path) -> None:
 
     modes = {name: (tmp_path / name).stat().st_mode & 0o777 for name in OUTPUT_FILES}
 
-    assert modes == {"requests.parquet": 0o644, "summary.parquet": 0o644}
+    assert modes == dict.fromkeys(OUTPUT_FILES, 0o644)
 
 
 # --- csv and json ---------------------------------------------------------------------
@@ -223,7 +231,8 @@ def test_default_out_folder_is_named_after_the_scenario(
 
     assert result.exit_code == 0, result.output
     assert result.stdout.splitlines()[-1] == (
-        "wrote: out/tiny/summary.parquet, out/tiny/requests.parquet"
+        "wrote: out/tiny/summary.parquet, out/tiny/costs.parquet, "
+        "out/tiny/requests.parquet"
     )
     assert sorted(os.listdir(tmp_path)) == ["out"]
     assert sorted(os.listdir(tmp_path / "out")) == ["tiny"]

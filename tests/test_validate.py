@@ -60,7 +60,7 @@ SINGLE_PROBLEMS = {
         "bad_unknown_key.yaml",
         "bad_unknown_key.yaml:4:1: warmup: expected one of the keys name, "
         "description, topology, seed, duration_s, requests, warmup_s, slo_ms, "
-        "classes; got 'warmup'. Did you mean 'warmup_s'?",
+        "cost_allocation, catalog, classes; got 'warmup'. Did you mean 'warmup_s'?",
     ),
     "wrong type": (
         "bad_type.yaml",
