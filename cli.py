@@ -111,6 +111,12 @@ def main(debug: bool) -> None:
     type=click.FloatRange(min=0, min_open=True),
     help="Override the duration.",
 )
+@click.option(
+    "--focus",
+    "focus_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Also write the cost ledger as FOCUS 1.2 rows (.csv or .parquet).",
+)
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @_reported("run")
 def run(
@@ -120,6 +126,7 @@ def run(
     seed: int | None,
     requests: int | None,
     duration_s: float | None,
+    focus_path: Path | None,
     quiet: bool,
 ) -> None:
     """Simulate SCENARIO and print its summary.
@@ -136,6 +143,10 @@ def run(
     folder = out_dir or Path("out") / loaded.scenario.name
     with _progress_bar(quiet) as progress:
         result = run_scenario(loaded, out_dir=folder, progress=progress)
+    if focus_path is not None:
+        from sim.focus import focus_frame, write_focus
+
+        write_focus(focus_frame(result.costs, loaded), focus_path)
 
     if output_format != "table":
         _print_data(result.summary, output_format)
@@ -177,6 +188,34 @@ def validate(files: tuple[Path, ...]) -> None:
     if problems:
         # A topology given on its own and through its scenario is reported once.
         raise InputError(list(dict.fromkeys(problems)))
+
+
+@main.command()
+@click.option("--section", help="Only this section (instances, transfer, cdn, ...).")
+@click.option(
+    "--format",
+    "output_format",
+    type=click.Choice(["table", "csv", "json"]),
+    default="table",
+    show_default=True,
+)
+@_reported("catalog")
+def catalog(section: str | None, output_format: str) -> None:
+    """List the price catalogue: every figure with its source and date."""
+    from sim.catalog import load_catalog
+
+    frame = load_catalog().describe()
+    if section is not None:
+        sections = frame["section"].unique().sort().to_list()
+        if section not in sections:
+            msg = f"unknown section {section!r}; known: {', '.join(sections)}"
+            raise PlacesimError(msg)
+        frame = frame.filter(pl.col("section") == section)
+    if output_format != "table":
+        _print_data(frame, output_format)
+        return
+    click.echo(_render(frame.drop("source"), {"value": 4}))
+    click.echo(f"{frame.height} figures; sources: placesim catalog --format csv")
 
 
 def _print_data(summary: pl.DataFrame, output_format: str) -> None:
