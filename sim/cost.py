@@ -262,32 +262,37 @@ def _ledger_usage(ledger: Path, window: Window) -> pl.DataFrame:
     Counts, bytes and tokens cover requests that arrived in the window; busy
     time is every service interval's overlap with the window.
     """
-    measured = ~pl.col("warmup")
     start = pl.col("pool_arrival_s") + pl.col("queue_wait_s")
     end = start + pl.col("service_s")
     overlap = pl.min_horizontal(end, pl.lit(window.horizon_s)) - pl.max_horizontal(
         start, pl.lit(window.warmup_s)
     )
     tokens = pl.col("input_tokens").fill_null(0) + pl.col("output_tokens").fill_null(0)
-    return (
+    measured = pl.col("measured")
+    # Plain columns multiplied by a 0/1 flag, grouped on the ledger's own
+    # categorical columns: polars' streaming engine then aggregates chunk by
+    # chunk (conditional expressions inside `agg` make it hold whole columns).
+    usage = (
         pl.scan_parquet(ledger)
-        .group_by(
-            pl.col("class").cast(pl.String),
-            pl.col("origin").cast(pl.String),
-            pl.col("pool").cast(pl.String),
-            "stage",
-            "final",
-            (pl.col("outcome") == "served").alias("served"),
+        .with_columns(
+            measured=(~pl.col("warmup")).cast(pl.Int64),
+            tokens=tokens,
+            busy_s=overlap.clip(lower_bound=0.0).fill_null(0.0),
         )
+        .group_by("class", "origin", "pool", "stage", "final", "outcome")
         .agg(
-            requests=pl.when(measured).then(1).otherwise(0).sum(),
-            request_bytes=pl.when(measured).then(pl.col("request_bytes")).sum(),
-            response_bytes=pl.when(measured).then(pl.col("response_bytes")).sum(),
-            tokens=pl.when(measured).then(tokens).sum(),
-            busy_s=overlap.clip(lower_bound=0.0).fill_null(0.0).sum(),
+            requests=measured.sum(),
+            request_bytes=(pl.col("request_bytes") * measured).sum(),
+            response_bytes=(pl.col("response_bytes") * measured).sum(),
+            tokens=(pl.col("tokens") * measured).sum(),
+            busy_s=pl.col("busy_s").sum(),
         )
         .collect(engine="streaming")
     )
+    return usage.with_columns(
+        pl.col("class", "origin", "pool").cast(pl.String),
+        served=pl.col("outcome").cast(pl.String) == "served",
+    ).drop("outcome")
 
 
 def _per_pool_usage(
