@@ -21,6 +21,7 @@ from sim.errors import InputError, PlacesimError
 
 if TYPE_CHECKING:
     from sim.api import RunResult
+    from sim.sweep import PointsSummary, SweepResult
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -34,11 +35,15 @@ TABLE_COLUMNS = [
     "latency_p95_ms",
     "latency_p99_ms",
     "queue_wait_p95_ms",
+    "ttft_p95_ms",
+    "tpot_p50_ms",
     "slo_attainment",
     "utilisation",
     "cost_usd",
     "cost_per_request_usd",
 ]
+TOKEN_COLUMNS = ("ttft_p95_ms", "tpot_p50_ms")
+"""Shown only when the run served tokens (a pool with `serving`)."""
 
 
 class ReportedError(click.ClickException):
@@ -218,6 +223,274 @@ def catalog(section: str | None, output_format: str) -> None:
     click.echo(f"{frame.height} figures; sources: placesim catalog --format csv")
 
 
+@main.command()
+@click.argument("sweep_file", type=click.Path(dir_okay=False, path_type=Path))
+@click.option(
+    "--address",
+    envvar="RAY_ADDRESS",
+    show_envvar=True,
+    help="Ray cluster to join: auto, HOST:PORT or ray://HOST:PORT. "
+    "Default: start Ray on this machine for the sweep.",
+)
+@click.option(
+    "--num-cpus",
+    type=click.IntRange(min=1),
+    help="CPUs of the Ray started on this machine. Default: all.",
+)
+@click.option(
+    "--max-in-flight",
+    type=click.IntRange(min=1),
+    help="Ray tasks submitted at once. Default: twice the cluster's CPUs.",
+)
+@click.option(
+    "--out",
+    "out_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Output folder. Default: out/<sweep name>.",
+)
+@click.option("--resume", is_flag=True, help="Run only the runs not yet written.")
+@click.option(
+    "--limit",
+    type=click.IntRange(min=1),
+    help="Run at most N runs now; the rest later with --resume.",
+)
+@click.option(
+    "--batch",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    help="Runs per Ray task; raise it for points of a few milliseconds.",
+)
+@click.option("--keep-ledgers", is_flag=True, help="Keep every run's requests.parquet.")
+@click.option("--serial", is_flag=True, help="Run in this process, without Ray.")
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+@_reported("sweep")
+def sweep(
+    sweep_file: Path,
+    address: str | None,
+    num_cpus: int | None,
+    max_in_flight: int | None,
+    out_dir: Path | None,
+    resume: bool,
+    limit: int | None,
+    batch: int,
+    keep_ledgers: bool,
+    serial: bool,
+    quiet: bool,
+) -> None:
+    """Run every point of SWEEP_FILE, times its replications, on Ray.
+
+    Each run's summary rows go to OUT/results/point=NNNN/ (a Parquet dataset);
+    failed runs to OUT/failures.parquet. Summarise with `placesim summarize`.
+    """
+    from sim.sweep import load_sweep, run_sweep
+
+    if serial and (address or num_cpus):
+        msg = "--serial runs without Ray: drop --address and --num-cpus"
+        raise click.UsageError(msg)
+    loaded = load_sweep(sweep_file)
+    folder = out_dir or Path("out") / loaded.name
+    click.echo(
+        f"sweep: name={loaded.name} scenario={loaded.base.scenario.get('name')} "
+        f"points={len(loaded.points)} replications={loaded.replications} "
+        f"runs={len(loaded.points) * loaded.replications}"
+    )
+    try:
+        with _runs_bar(quiet) as progress:
+            result = run_sweep(
+                loaded,
+                folder,
+                address=address,
+                num_cpus=num_cpus,
+                max_in_flight=max_in_flight,
+                batch_size=batch,
+                resume=resume,
+                limit=limit,
+                keep_ledgers=keep_ledgers,
+                serial=serial,
+                progress=progress,
+            )
+    except KeyboardInterrupt:
+        _interrupted(sweep_file, folder, len(loaded.points) * loaded.replications)
+    _report_sweep(result, sweep_file)
+
+
+def _report_sweep(result: SweepResult, sweep_file: Path) -> None:
+    out = result.out_dir
+    click.echo(
+        f"ran: {result.completed + len(result.failures)} runs in "
+        f"{result.elapsed_s:.1f} s on {result.executor}; "
+        f"{len(result.failures)} failed, {result.skipped} already written"
+    )
+    if result.remaining and not result.failures:
+        click.echo(
+            f"left: {result.remaining} runs; continue with: "
+            f"placesim sweep {sweep_file} --out {out} --resume"
+        )
+    written = result.skipped + result.completed
+    click.echo(
+        f"wrote: {out / 'results'} ({written} of {result.runs} runs); "
+        f"next: placesim summarize {out}"
+    )
+    if result.failures:
+        for point, replication, error in result.failures[:3]:
+            click.echo(f"failed: point {point} replication {replication}:", err=True)
+            click.echo("  " + error.replace("\n", "\n  "), err=True)
+        msg = (
+            f"{len(result.failures)} runs failed; all errors are in "
+            f"{out / 'failures.parquet'}; after a fix, rerun them with --resume"
+        )
+        raise ReportedError(msg)
+
+
+def _interrupted(sweep_file: Path, out: Path, runs: int) -> None:
+    from sim.sweep.dataset import Layout
+
+    written = len(Layout(out, runs).done())
+    click.echo(
+        f"interrupted: {written} of {runs} runs written in {out}; continue with: "
+        f"placesim sweep {sweep_file} --out {out} --resume",
+        err=True,
+    )
+    raise click.exceptions.Exit(130)
+
+
+@main.command()
+@click.argument("out_dir", type=click.Path(file_okay=False, path_type=Path))
+@click.option(
+    "--format",
+    "output_format",
+    type=click.Choice(["table", "csv", "json"]),
+    default="table",
+    show_default=True,
+    help="How the per-point figures are printed.",
+)
+@_reported("summarize")
+def summarize(out_dir: Path, output_format: str) -> None:
+    """Per point of the sweep in OUT_DIR: means and 95% confidence intervals.
+
+    Each figure of the overall summary row is averaged over the point's
+    replications, with a Student t interval; the points no other point beats
+    on both cost and p95 latency are marked (pareto). Writes points.parquet.
+    """
+    from sim.sweep import summarize_sweep
+
+    summary = summarize_sweep(out_dir)
+    if output_format != "table":
+        _print_data(summary.points, output_format)
+        return
+    frame = summary.points
+    click.echo(
+        f"summarize: sweep={summary.name} points={frame.height} "
+        f"replications={summary.replications} runs={frame['runs'].sum()} "
+        f"failed={frame['failed'].sum()} confidence=95% (Student t)"
+    )
+    if summary.cost_column is None:
+        click.echo(
+            "pareto: skipped, the results have no cost column (a number ending "
+            "in _usd)",
+            err=True,
+        )
+    click.echo(_points_table(summary))
+    click.echo(f"wrote: {summary.path}")
+
+
+def _points_table(summary: PointsSummary) -> str:
+    """Point, values, runs, then each key figure's mean and interval half-width."""
+    from rich.markup import escape
+
+    from sim.sweep.dataset import PARAMETER_PREFIX as prefix
+    from sim.sweep.stats import KEY_METRICS
+
+    frame = summary.points
+    metrics = [m for m in summary.metrics if m in KEY_METRICS]
+    if summary.cost_column is not None:
+        metrics.append(summary.cost_column)
+
+    names = [c.removeprefix(prefix) for c in frame.columns if c.startswith(prefix)]
+    columns: list[pl.Expr] = [pl.col("point")]
+    for name, label in _short_labels(names).items():
+        column = pl.col(prefix + name)
+        if frame.schema[prefix + name] == pl.String:
+            # The table reads "[word]" as markup; values are shown as written.
+            column = column.map_elements(escape, return_dtype=pl.String)
+        columns.append(column.alias(label))
+    columns += [pl.col("runs")]
+    if frame["failed"].sum():
+        columns += [pl.col("failed")]
+    for m in metrics:
+        scale = 100.0 if m in ("dropped_share", "slo_attainment") else 1.0
+        name, half_name = _POINT_HEADERS.get(m, (m, f"±{m}"))
+        half = pl.col(f"{m}_ci_high") - pl.col(f"{m}_mean")
+        columns += [
+            (pl.col(f"{m}_mean") * scale).alias(name),
+            (half * scale).alias(half_name),
+        ]
+    if "pareto" in frame.columns:
+        columns += [
+            pl.when(pl.col("pareto"))
+            .then(pl.lit("*"))
+            .otherwise(pl.lit(""))
+            .alias("pareto")
+        ]
+    decimals = {c: 2 for c in ("cost_usd", "±cost")}
+    return _render(frame.select(columns), decimals)
+
+
+def _short_labels(names: list[str]) -> dict[str, str]:
+    """Table headers for parameter paths: the last selector and the last key.
+
+    ``classes[chat].arrival.rate_per_s`` is shown as ``chat.rate_per_s``; a
+    label that two paths share falls back to the full paths.
+    """
+    from sim.sweep.spec import parse_path
+
+    labels = {}
+    for name in names:
+        parts = parse_path(name)
+        items = [text for kind, text in parts if kind == "item"]
+        label = ".".join([*items[-1:], parts[-1][1]]) if parts[-1][0] == "key" else name
+        labels[name] = label.replace("[", "(").replace("]", ")")
+    if len(set(labels.values())) < len(labels):
+        return {name: name.replace("[", "(").replace("]", ")") for name in names}
+    return labels
+
+
+_POINT_HEADERS = {
+    "latency_p50_ms": ("p50_ms", "±p50"),
+    "latency_p95_ms": ("p95_ms", "±p95"),
+    "latency_p99_ms": ("p99_ms", "±p99"),
+    "slo_attainment": ("slo_%", "±slo"),
+    "dropped_share": ("dropped_%", "±dropped"),
+    "throughput_per_s": ("per_s", "±per_s"),
+    "cost_usd": ("cost_usd", "±cost"),
+}
+"""Short headers of the summarize table: the mean, then its 95% half-width."""
+
+
+class _runs_bar:  # noqa: N801 - used as a context manager, named like one
+    """A tqdm bar of runs done, with ETA, on stderr when it is a terminal."""
+
+    def __init__(self, quiet: bool) -> None:
+        self._show = not quiet and sys.stderr.isatty()
+        self._bar: Any = None
+
+    def __enter__(self) -> Callable[[int, int], None] | None:
+        return self._update if self._show else None
+
+    def __exit__(self, *exc: object) -> None:
+        if self._bar is not None:
+            self._bar.close()
+
+    def _update(self, done: int, total: int) -> None:
+        if self._bar is None:
+            from tqdm import tqdm
+
+            self._bar = tqdm(total=total, unit="run", file=sys.stderr, leave=False)
+        self._bar.n = done
+        self._bar.refresh()
+
+
 def _print_data(summary: pl.DataFrame, output_format: str) -> None:
     if output_format == "csv":
         click.echo(summary.write_csv(), nl=False)
@@ -226,7 +499,12 @@ def _print_data(summary: pl.DataFrame, output_format: str) -> None:
 
 
 def _table(summary: pl.DataFrame) -> str:
-    shown = summary.select(TABLE_COLUMNS).with_columns(
+    columns = [
+        c
+        for c in TABLE_COLUMNS
+        if c not in TOKEN_COLUMNS or summary[c].is_not_null().any()
+    ]
+    shown = summary.select(columns).with_columns(
         pl.col("dropped_share", "slo_attainment", "utilisation") * 100.0,
         pl.col("cost_per_request_usd") * 1000.0,
     )

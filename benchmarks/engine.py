@@ -17,6 +17,13 @@ Speed. Two workloads run one after the other in this process:
 It prints requests per second for each and placesim's ratio to the reference.
 Target: ratio >= 1.0.
 
+Token level. (c) The Azure conversation trace (19,366 requests) replayed ten
+times faster (``speedup: 10``) on one pool of 8 servers, each an H100 running
+Llama 3.1 8B with continuous batching, the whole ``sim.run``. It prints
+simulated requests per second, simpy events per request and decode steps per
+event (steps are coalesced while a batch does not change; see sim/serving.py).
+No target: it tracks the cost of token-level service.
+
 Memory. ``placesim run`` is started as a child process at two sizes, ten times
 apart, and its peak resident set size is read from the operating system.
 Target: the larger run's peak at most 1.2 times the smaller one's.
@@ -33,9 +40,11 @@ import time
 from pathlib import Path
 
 import simpy
+import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
 SCENARIO = ROOT / "scenarios" / "three_tier.yaml"
+CONVERSATION_TRACE = ROOT / "scenarios" / "traces" / "azure-llm-2023-conv.csv"
 SPEED_TARGET = 1.0
 MEMORY_TARGET = 1.2
 
@@ -77,6 +86,73 @@ def placesim_requests_per_s(n_requests: int) -> tuple[float, float]:
     return result.stats.requests / elapsed, result.stats.events / result.stats.requests
 
 
+def token_level_requests_per_s() -> tuple[int, float, float, float]:
+    """Replay the conversation trace at 10x on 8 H100s with continuous batching.
+
+    Returns requests, requests per wall-clock second, simpy events per request
+    and decode steps per simpy event.
+    """
+    from sim.api import run
+
+    topology = {
+        "name": "gpu8",
+        "nodes": [
+            {"name": "users", "kind": "device"},
+            {
+                "name": "cloud",
+                "kind": "cloud",
+                "pools": [
+                    {
+                        "name": "h100x8",
+                        "servers": 8,
+                        "serving": {
+                            "model": "llama-3.1-8b",
+                            "hardware": "h100-sxm-80gb",
+                            "batching": "continuous",
+                        },
+                    }
+                ],
+            },
+        ],
+        "links": [
+            {"a": "users", "b": "cloud", "latency_ms": 20, "bandwidth_mbps": 1000}
+        ],
+    }
+    scenario = {
+        "name": "conversation_x10",
+        "topology": "topology.yaml",
+        "seed": 1,
+        "classes": [
+            {
+                "name": "conversation",
+                "origin": "users",
+                "arrival": {
+                    "process": "trace",
+                    "file": str(CONVERSATION_TRACE),
+                    "input_tokens_column": "ContextTokens",
+                    "output_tokens_column": "GeneratedTokens",
+                    "speedup": 10,
+                },
+                "placement": {"pool": "h100x8"},
+            }
+        ],
+    }
+    with tempfile.TemporaryDirectory() as folder:
+        (Path(folder) / "topology.yaml").write_text(yaml.safe_dump(topology))
+        path = Path(folder) / "scenario.yaml"
+        path.write_text(yaml.safe_dump(scenario))
+        started = time.perf_counter()
+        result = run(path, out_dir=Path(folder) / "out")
+        elapsed = time.perf_counter() - started
+    stats = result.stats
+    return (
+        stats.requests,
+        stats.requests / elapsed,
+        stats.events / stats.requests,
+        stats.batch_steps / stats.events,
+    )
+
+
 def peak_rss_mb(n_requests: int) -> float:
     """Peak RSS of a `placesim run` child process, in MiB."""
     probe = (
@@ -109,6 +185,12 @@ def main() -> int:
     print(f"bare simpy reference: {reference:,.0f} requests/s")
     print(f"placesim three_tier:  {ours:,.0f} requests/s ({events:.2f} events/request)")
     print(f"speed ratio: {ratio:.2f} (target >= {SPEED_TARGET})")
+
+    n_tokens, token_rate, token_events, steps_per_event = token_level_requests_per_s()
+    print(f"placesim token level (conversation trace x10, 8 H100, continuous): "
+          f"{token_rate:,.0f} requests/s over {n_tokens:,} requests "
+          f"({token_events:.2f} events/request, "
+          f"{steps_per_event:.1f} decode steps/event)")  # fmt: skip
 
     small, large = peak_rss_mb(n_small), peak_rss_mb(n_large)
     growth = large / small

@@ -17,12 +17,20 @@ The hot path is built around events, not around one simpy process per request:
 
 A request served by one pool therefore costs one simpy event; a chain of pools
 costs one per pool. The engine never prints and never imports the CLI or Ray.
+
+Pools with ``serving`` are built from :mod:`sim.serving`: they are *deferred*
+(the engine hands them the visit and they call :meth:`Engine.finish` or
+:meth:`Engine.drop` themselves), and a continuous-batching pool adds one event
+per batch change. A pool with ``model_delivery`` is wrapped so that its first
+visit starts the weights' transfer. Response caches are decided when a window
+is drawn: a hit's row is written at once, with no event.
 """
 
 from __future__ import annotations
 
 import gc
 import heapq
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -34,6 +42,17 @@ from simpy.events import Event
 
 from sim.ledger import DROPPED, SERVED, LedgerWriter
 from sim.schema import LoadedScenario
+from sim.schema import Pool as PoolSpec
+from sim.serving import (
+    CacheTable,
+    ColdStartPool,
+    ContinuousBatchingPool,
+    Delivery,
+    SequentialServingPool,
+    artifact_bytes,
+    cold_start_s,
+    profile_of,
+)
 from sim.topology import Network
 from sim.workload import ClassStream, Draws
 
@@ -98,6 +117,10 @@ class FifoPool:
             heapq.heappop(self._in_system)
         return len(self._in_system)
 
+    def hold_until(self, ready_s: float) -> None:
+        """Start no service before `ready_s` (a cold start); raising keeps the heap."""
+        self._free_at = [max(free_s, ready_s) for free_s in self._free_at]
+
 
 @dataclass(frozen=True)
 class EngineStats:
@@ -106,9 +129,15 @@ class EngineStats:
     requests: int
     ledger_rows: int
     events: int
-    """simpy events processed: one per generation window and one per pool visit."""
+    """simpy events processed: one per generation window, one per pool visit
+    (none for a response-cache hit), and those of serving pools (see
+    :mod:`sim.serving`)."""
     arrivals_end_s: float
     end_s: float
+    batch_steps: int = 0
+    """Decode steps run by continuous-batching pools."""
+    deliveries: tuple[Delivery, ...] = ()
+    """Model weights delivered on cold starts, one per pool that started."""
 
 
 class Engine:
@@ -141,18 +170,24 @@ class Engine:
         self.pool_names = list(self.network.pools)
         self.class_names = [c.name for c in loaded.scenario.classes]
         self.pools = [
-            FifoPool(
-                i,
-                p.servers,
-                None if p.queue_capacity == "unlimited" else p.queue_capacity,
-            )
-            for i, p in enumerate(self.network.pools.values())
+            self._make_pool(i, p) for i, p in enumerate(self.network.pools.values())
         ]
         self._ledger = ledger
         self._progress = progress
         self._streams = _class_streams(loaded, self.pool_names, self.node_names)
         self._routes = _RouteTable(self.network, self.node_names, self.pool_names)
         self._routes.prepare(loaded)
+        self._caches = (
+            CacheTable(
+                loaded.topology,
+                self._routes.first_routes,
+                self.node_names,
+                self.pool_names,
+            )
+            if CacheTable.present(loaded.topology)
+            else None
+        )
+        self._cache_hits = 0
 
         rate_per_s = sum(s.mean_rate_per_s() for s in self._streams)
         self._window_s = window_requests / rate_per_s
@@ -181,13 +216,48 @@ class Engine:
             if scenario.duration_s is not None and scenario.requests is None
             else self._last_arrival_s
         )
+        pool_events = sum(getattr(pool, "events", 0) for pool in self.pools)
+        visits = self._ledger.rows_written - self._cache_hits
         return EngineStats(
             requests=self._generated,
             ledger_rows=self._ledger.rows_written,
-            events=self._events + self._ledger.rows_written,
+            events=self._events + visits + pool_events,
             arrivals_end_s=float(arrivals_end_s),
             end_s=float(self.env.now),
+            batch_steps=sum(getattr(pool, "steps", 0) for pool in self.pools),
+            deliveries=tuple(
+                pool.delivery
+                for pool in self.pools
+                if isinstance(pool, ColdStartPool) and pool.delivery is not None
+            ),
         )
+
+    def _make_pool(self, index: int, spec: PoolSpec) -> Any:
+        """A FIFO pool, or a serving pool; wrapped for its cold start if it has one."""
+        capacity = None if spec.queue_capacity == "unlimited" else spec.queue_capacity
+        pool: Any = FifoPool(index, spec.servers, capacity)
+        serving = spec.serving
+        if serving is not None:
+            share = serving.prefix_reuse_share
+            if serving.batching == "continuous":
+                profile = profile_of(spec)
+                pool = ContinuousBatchingPool(
+                    index, profile, spec.servers, capacity, share, self
+                )
+            else:
+                pool = SequentialServingPool(index, profile_of(spec), pool, share, self)
+        delivery = spec.model_delivery
+        if delivery is None:
+            return pool
+        route = self.network.route(delivery.from_, self.network.pool_node[spec.name])
+        size_bytes = artifact_bytes(delivery, spec)
+        bottleneck_mbps = min(
+            (link.bandwidth_mbps for link in route.links), default=math.inf
+        )
+        delay_s = cold_start_s(
+            route.latency_s, bottleneck_mbps, size_bytes, delivery.load_s
+        )
+        return ColdStartPool(pool, delay_s, spec.name, delivery.from_, size_bytes, self)
 
     # --- arrivals ---------------------------------------------------------------
 
@@ -204,7 +274,8 @@ class Engine:
         for k, (stream, times) in enumerate(zip(self._streams, batches, strict=True)):
             keep = ids[k] >= 0
             if keep.any():
-                self._schedule_requests(k, stream.draw(times[keep]), ids[k][keep])
+                draws = stream.draw(times[keep], keep)
+                self._schedule_requests(k, draws, ids[k][keep])
 
         self._ledger.flush_if_full()
         if self._progress is not None:
@@ -252,9 +323,16 @@ class Engine:
     def _schedule_requests(
         self, class_index: int, draws: Draws, ids: np.ndarray
     ) -> None:
+        miss_s = None
+        if self._caches is not None:
+            draws, ids, miss_s = self._answer_from_caches(class_index, draws, ids)
+            if ids.size == 0:
+                return
         routes = self._routes
         first_pool = draws.pools[:, 0]
         uplink_s = routes.delay_s(draws.origin, first_pool, draws.request_bytes)
+        if miss_s is not None:
+            uplink_s = uplink_s + miss_s
         last_pool = draws.pools[:, -1]
         downlink_s = routes.delay_s(draws.origin, last_pool, draws.response_bytes)
         pool_arrival_s = draws.arrival_s + uplink_s
@@ -281,6 +359,60 @@ class Engine:
             self._schedule_single(class_index, requests, visits)
         else:
             self._schedule_chains(class_index, requests, draws, uplink_s, downlink_s)
+
+    def _answer_from_caches(
+        self, class_index: int, draws: Draws, ids: np.ndarray
+    ) -> tuple[Draws, np.ndarray, np.ndarray]:
+        """Record the requests a response cache answers; return the others.
+
+        A hit's row is complete at once: it crosses to the cache, waits
+        `hit_latency_ms` and comes back, with no event and no pool visit; it is
+        recorded under the pool it was headed for, flagged ``cache_hit``. The
+        misses are returned with the lookup time they lose on the way.
+        """
+        caches = self._caches
+        assert caches is not None
+        assert draws.cache_u is not None
+        origin, pool = draws.origin, draws.pools[:, 0]
+        hit = draws.cache_u < caches.hit_ratio[origin, pool]
+        if hit.any():
+            self._cache_hits += int(hit.sum())
+            o, p = origin[hit], pool[hit]
+            arrival_s = draws.arrival_s[hit]
+            s_per_byte = caches.s_per_byte[o, p]
+            uplink_s = caches.latency_s[o, p] + draws.request_bytes[hit] * s_per_byte
+            downlink_s = caches.latency_s[o, p] + draws.response_bytes[hit] * s_per_byte
+            reached_s = arrival_s + uplink_s
+            hit_s = caches.hit_s[o, p]
+            first_token_s = np.where(caches.serving_pool[p], reached_s + hit_s, NAN)
+            n = int(hit.sum())
+            self._ledger.cache_rows.extend(
+                zip(
+                    ids[hit].tolist(),
+                    [class_index] * n,
+                    o.tolist(),
+                    arrival_s.tolist(),
+                    draws.request_bytes[hit].tolist(),
+                    draws.response_bytes[hit].tolist(),
+                    draws.input_tokens[hit].tolist(),
+                    draws.output_tokens[hit].tolist(),
+                    [0] * n,
+                    p.tolist(),
+                    uplink_s.tolist(),
+                    reached_s.tolist(),
+                    [0.0] * n,
+                    hit_s.tolist(),
+                    downlink_s.tolist(),
+                    [SERVED] * n,
+                    [True] * n,
+                    first_token_s.tolist(),
+                    [NAN] * n,
+                    strict=True,
+                )
+            )
+        miss = ~hit
+        draws = draws.subset(miss)
+        return draws, ids[miss], caches.miss_s[draws.origin, draws.pools[:, 0]]
 
     def _schedule_single(self, class_index: int, requests: zip, visits: zip) -> None:
         env = self.env
@@ -456,6 +588,8 @@ class _RouteTable:
         self._pool_node_index = np.array(
             [node_names.index(network.pool_node[p]) for p in pool_names], dtype=np.int64
         )
+        self.first_routes: dict[tuple[int, int], tuple[tuple[str, ...], Any]] = {}
+        """Nodes and links from each origin to each first pool, by their positions."""
 
     def delay_s(
         self, nodes: np.ndarray, pools: np.ndarray, size_bytes: np.ndarray
@@ -488,6 +622,15 @@ class _RouteTable:
             at = (self._node_names.index(node), pool_index[pool])
             self._latency_s[at] = route.latency_s
             self._s_per_byte[at] = route.s_per_byte
+
+        for cls in loaded.scenario.classes:
+            pools = cls.placement.pools()
+            firsts = pools[:1] if cls.placement.chain is not None else pools
+            for origin in cls.origins():
+                for pool in firsts:
+                    route = self._network.route_to_pool(origin, pool)
+                    at = (self._node_names.index(origin), pool_index[pool])
+                    self.first_routes[at] = (route.nodes, route.links)
 
 
 def _class_streams(

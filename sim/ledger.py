@@ -36,7 +36,13 @@ ttft_s         float64 time to first token, from leaving the origin to the first
                        token-level pools only)
 tpot_s         float64 mean time per output token after the first (token-level
                        pools only)
+cache_hit      bool    answered by a response cache on the way to `pool`, which
+                       it never reached: `uplink_s` and `downlink_s` are to and
+                       from the cache, `service_s` its hit latency
 ============== ======= ==========================================================
+
+A pool's cold start (waiting for its model weights) is part of `queue_wait_s`
+of the requests that waited for it; see :mod:`sim.serving`.
 """
 
 from __future__ import annotations
@@ -81,6 +87,7 @@ LEDGER_SCHEMA = pa.schema(
         ("warmup", pa.bool_()),
         ("ttft_s", pa.float64()),
         ("tpot_s", pa.float64()),
+        ("cache_hit", pa.bool_()),
     ]
 )
 
@@ -158,6 +165,8 @@ class LedgerWriter:
     ) -> None:
         self.path = Path(path)
         self.rows: list[tuple[object, ...]] = []
+        self.cache_rows: list[tuple[object, ...]] = []
+        """Rows of response-cache hits, in the same layout; flagged `cache_hit`."""
         self.rows_written = 0
         self.chunk_rows = chunk_rows
         self._names = {
@@ -172,17 +181,18 @@ class LedgerWriter:
 
     def flush_if_full(self) -> None:
         """Write the buffered rows when there are at least `chunk_rows`."""
-        if len(self.rows) >= self.chunk_rows:
+        if len(self.rows) + len(self.cache_rows) >= self.chunk_rows:
             self.flush()
 
     def flush(self) -> None:
         """Write every buffered row as one chunk."""
-        if not self.rows:
+        if not self.rows and not self.cache_rows:
             return
-        table = self._table(self.rows)
+        table = self._table(self.rows, self.cache_rows)
         self._writer.write_table(table)
         self.rows_written += table.num_rows
         self.rows = []
+        self.cache_rows = []
 
     def close(self) -> Path:
         """Write what is left, finish the file and move it to its final name."""
@@ -196,9 +206,15 @@ class LedgerWriter:
         self._writer.close()
         self._tmp_path.unlink(missing_ok=True)
 
-    def _table(self, rows: list[tuple[object, ...]]) -> pa.Table:
+    def _table(
+        self, rows: list[tuple[object, ...]], cache_rows: list[tuple[object, ...]]
+    ) -> pa.Table:
         # Every field is a number, and float64 holds the integer ones exactly
         # (below 2**53), so one conversion builds all columns at once.
+        cache_hit = np.zeros(len(rows) + len(cache_rows), dtype=bool)
+        if cache_rows:
+            cache_hit[len(rows) :] = True
+            rows = rows + cache_rows
         matrix = np.array(rows, dtype=np.float64)
         cols = {name: matrix[:, i] for i, name in enumerate(ROW_FIELDS)}
         dropped = cols["outcome"] == DROPPED
@@ -236,6 +252,7 @@ class LedgerWriter:
             "warmup": pa.array(arrival_s < self._warmup_s),
             "ttft_s": pa.array(ttft_s, mask=np.isnan(ttft_s)),
             "tpot_s": pa.array(cols["tpot_s"], mask=np.isnan(cols["tpot_s"])),
+            "cache_hit": pa.array(cache_hit),
         }
         return pa.Table.from_pydict(arrays, schema=LEDGER_SCHEMA)
 

@@ -28,6 +28,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from sim.catalog import Catalog, UnknownCatalogEntry, load_catalog
 from sim.errors import InputError, Problem, closest
+from sim.profiles import load_profiles
 from sim.yamlio import LocatedYaml, Path_, load_yaml, validate
 
 M = TypeVar("M", bound=BaseModel)
@@ -178,8 +179,60 @@ class Storage(_Model):
     writes_per_request: NonNegativeFloat = 0.0
 
 
+# --- serving ---------------------------------------------------------------------
+# Token-level service (sim/serving.py): a pool with `serving` times each request
+# from its tokens on a (model, hardware) profile of sim/data/profiles.yaml.
+
+
+class Serving(_Model):
+    """How a pool serves a model: the profile it runs and how it batches.
+
+    `batching: continuous` lets requests join a replica's running batch at step
+    boundaries; `none` serves one request at a time per replica. A share
+    `prefix_reuse_share` of every prompt is found in the KV cache (a shared
+    system prompt, say) and not prefilled again.
+    """
+
+    model: str
+    hardware: str
+    batching: Literal["continuous", "none"] = "continuous"
+    prefix_reuse_share: Annotated[float, Field(ge=0, lt=1)] = 0.0
+
+
+class ResponseCache(_Model):
+    """A cache of whole responses at a node or in front of a pool.
+
+    A share `hit_ratio` of the requests that meet it are answered by it after
+    `hit_latency_ms`, without reaching their pool; the others go on,
+    `miss_latency_ms` later (a semantic cache embeds every prompt to look it up).
+    """
+
+    kind: Literal["exact", "semantic"]
+    hit_ratio: Annotated[float, Field(ge=0, le=1)]
+    hit_latency_ms: NonNegativeFloat
+    miss_latency_ms: NonNegativeFloat = 0.0
+
+
+class ModelDelivery(_Model):
+    """Model weights fetched from node `from` when a pool gets its first request.
+
+    `artifact_gb` defaults to the weights of the pool's serving profile;
+    `load_s` is the time to load them once they have arrived.
+    """
+
+    from_: str = Field(alias="from")
+    artifact_gb: PositiveFloat | None = None
+    load_s: NonNegativeFloat = 0.0
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
 class Pool(_Model):
-    """A set of identical servers at a node that serve requests FIFO."""
+    """A set of identical servers at a node that serve requests FIFO.
+
+    With `serving`, service times follow from each request's tokens on a
+    hardware profile instead of `service_time_ms` (see :mod:`sim.serving`).
+    """
 
     name: str
     hardware: str = "generic"
@@ -187,6 +240,9 @@ class Pool(_Model):
     queue_capacity: NonNegativeInt | Literal["unlimited"] = "unlimited"
     service_time_ms: Distribution | None = None
     cost: PoolCost | None = None
+    serving: Serving | None = None
+    cache: ResponseCache | None = None
+    model_delivery: ModelDelivery | None = None
 
 
 class Node(_Model):
@@ -196,6 +252,7 @@ class Node(_Model):
     kind: NodeKind
     pools: list[Pool] = []
     storage: list[Storage] = []
+    cache: ResponseCache | None = None
 
 
 class Link(_Model):
@@ -533,6 +590,7 @@ def topology_problems(topology: Topology, doc: LocatedYaml) -> list[Problem]:
             problems.append(
                 doc.problem(("links", i, "b"), "a node other than `a`", repr(link.b))
             )
+    problems += serving_problems(topology, doc)
     return problems
 
 
@@ -863,6 +921,7 @@ def _cross_problems(
         if cls.service_time_ms is None:
             problems += _service_time_gaps(cls, where, doc, pools_by_name, pools)
         problems += _reachability(cls, where, doc, graph, origins, pools, pool_node)
+        problems += _serving_class_problems(cls, where, doc, pools_by_name, pools)
     return problems
 
 
@@ -917,7 +976,11 @@ def _service_time_gaps(
     pools_by_name: dict[str, Pool],
     pools: list[str],
 ) -> list[Problem]:
-    missing = [p for p in pools if pools_by_name[p].service_time_ms is None]
+    missing = [
+        p
+        for p in pools
+        if pools_by_name[p].service_time_ms is None and pools_by_name[p].serving is None
+    ]
     if not missing:
         return []
     return [
@@ -958,6 +1021,134 @@ def _reachability(
                 )
             )
     return problems
+
+
+# --- serving rules -------------------------------------------------------------
+
+
+def serving_problems(topology: Topology, doc: LocatedYaml) -> list[Problem]:
+    """Serving pools run a profiled model that fits; weights come over a route."""
+    graph = nx.Graph()
+    graph.add_nodes_from(n.name for n in topology.nodes)
+    graph.add_edges_from((link.a, link.b) for link in topology.links)
+    problems: list[Problem] = []
+    for i, node in enumerate(topology.nodes):
+        for j, pool in enumerate(node.pools):
+            where: Path_ = ("nodes", i, "pools", j)
+            if pool.serving is not None:
+                problems += _profile_problems(pool.serving, (*where, "serving"), doc)
+                if pool.service_time_ms is not None:
+                    problems.append(
+                        doc.problem(
+                            (*where, "service_time_ms"),
+                            "no `service_time_ms` on a pool with `serving`, whose "
+                            "service follows from each request's tokens",
+                            "a service time",
+                        )
+                    )
+            if pool.model_delivery is not None:
+                problems += _delivery_problems(
+                    pool, node.name, (*where, "model_delivery"), doc, graph
+                )
+    return problems
+
+
+def _profile_problems(
+    serving: Serving, where: Path_, doc: LocatedYaml
+) -> list[Problem]:
+    book = load_profiles()
+    if serving.model not in book.models:
+        model_path = (*where, "model")
+        return [_unknown(doc, model_path, "model", serving.model, list(book.models))]
+    if serving.hardware not in book.hardware:
+        hardware_path = (*where, "hardware")
+        known = list(book.hardware)
+        return [_unknown(doc, hardware_path, "hardware", serving.hardware, known)]
+    if (serving.model, serving.hardware) in book.pairs():
+        return []
+
+    model = book.get_model(serving.model)
+    memory_gb = book.get_hardware(serving.hardware).memory_gb
+    profiled = [h for m, h in book.pairs() if m == serving.model]
+    if not book.fits(serving.model, serving.hardware):
+        return [
+            doc.problem(
+                (*where, "hardware"),
+                f"hardware that can hold {serving.model} "
+                f"({model.weights_gb():.1f} GB of {model.default_precision} weights; "
+                f"profiled on {', '.join(profiled)})",
+                f"{serving.hardware!r} with {memory_gb:g} GB: the model does not fit",
+            )
+        ]
+    return [
+        doc.problem(
+            (*where, "hardware"),
+            f"hardware with a serving profile for {serving.model} "
+            f"({', '.join(profiled)})",
+            f"{serving.hardware!r}, which has none",
+        )
+    ]
+
+
+def _delivery_problems(
+    pool: Pool, node: str, where: Path_, doc: LocatedYaml, graph: nx.Graph
+) -> list[Problem]:
+    delivery = pool.model_delivery
+    assert delivery is not None
+    problems: list[Problem] = []
+    if delivery.from_ not in graph:
+        known = list(graph.nodes)
+        problems.append(_unknown(doc, (*where, "from"), "node", delivery.from_, known))
+    elif not nx.has_path(graph, delivery.from_, node):
+        problems.append(
+            doc.problem(
+                (*where, "from"),
+                f"a node with a route to {node!r}, where the pool is",
+                f"{delivery.from_!r}, which has no route there",
+            )
+        )
+    if delivery.artifact_gb is None and pool.serving is None:
+        problems.append(
+            doc.problem(
+                where,
+                "an `artifact_gb`, or a `serving` block on the pool whose profile "
+                "gives the size of the weights",
+                "neither",
+            )
+        )
+    return problems
+
+
+def _serving_class_problems(
+    cls: RequestClass,
+    where: Path_,
+    doc: LocatedYaml,
+    pools_by_name: dict[str, Pool],
+    pools: list[str],
+) -> list[Problem]:
+    serving = [p for p in pools if pools_by_name[p].serving is not None]
+    if not serving:
+        return []
+    arrival = cls.arrival
+    trace = arrival if isinstance(arrival, TraceReplay) else None
+    given = {
+        "input_tokens": cls.input_tokens is not None
+        or (trace is not None and trace.input_tokens_column is not None),
+        "output_tokens": cls.output_tokens is not None
+        or (trace is not None and trace.output_tokens_column is not None),
+    }
+    missing = [f"`{name}`" for name, present in given.items() if not present]
+    if not missing:
+        return []
+    return [
+        doc.problem(
+            where,
+            "`input_tokens` and `output_tokens` (numbers, distributions or trace "
+            f"columns) on a class served by serving pool "
+            f"{', '.join(repr(p) for p in serving)}",
+            f"no {' and no '.join(missing)}",
+        )
+    ]
 
 
 # --- entry points for the command line -------------------------------------------

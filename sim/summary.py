@@ -9,6 +9,16 @@ exact order statistic, and exact when all values are equal.
 Requests that arrive during the warm-up are left out of every figure except
 utilisation, which counts the busy time of all requests that overlaps the
 measurement window ``[warmup_s, horizon_s]``.
+
+Token-level figures (scenarios with serving pools, :mod:`sim.serving`):
+``ttft_p*_ms`` are percentiles of the time to first token of served requests
+as the client sees it (``ttft_s``: network both ways included), ``tpot_p*_ms``
+of the mean time per output token after the first, per request. Both are null
+when no pool serves tokens. ``cache_hit_share`` is the share of requests (of
+visits, per pool) answered by a response cache; hits count as served. The
+utilisation of a continuous-batching pool is its batch occupancy: request-
+seconds in batches over ``servers * max_batch`` slot-seconds. Cache hits
+never occupy a pool.
 """
 
 from __future__ import annotations
@@ -20,7 +30,8 @@ import polars as pl
 
 from sim.cost import CostReport, cost_report
 from sim.ledger import Window
-from sim.schema import LoadedScenario
+from sim.profiles import load_profiles
+from sim.schema import LoadedScenario, Pool
 
 __all__ = ["PERCENTILES", "SUMMARY_COLUMNS", "Window", "summarize"]
 
@@ -45,6 +56,13 @@ SUMMARY_COLUMNS = {
     "queue_wait_p50_ms": pl.Float64,
     "queue_wait_p95_ms": pl.Float64,
     "queue_wait_p99_ms": pl.Float64,
+    "ttft_p50_ms": pl.Float64,
+    "ttft_p95_ms": pl.Float64,
+    "ttft_p99_ms": pl.Float64,
+    "tpot_p50_ms": pl.Float64,
+    "tpot_p95_ms": pl.Float64,
+    "tpot_p99_ms": pl.Float64,
+    "cache_hit_share": pl.Float64,
     "slo_attainment": pl.Float64,
     "utilisation": pl.Float64,
     "cost_usd": pl.Float64,
@@ -88,11 +106,12 @@ def summarize(
     """
     rows = _with_slo(pl.scan_parquet(ledger), loaded).filter(~pl.col("warmup"))
     final = rows.filter(pl.col("final"))
+    tokens = any(p.serving is not None for n in loaded.topology.nodes for p in n.pools)
     by_request = [
-        _scope(final, "overall", None, window),
-        _scope(final, "class", "class", window),
+        _scope(final, "overall", None, window, tokens=tokens),
+        _scope(final, "class", "class", window, tokens=tokens),
     ]
-    pools = _scope(rows, "pool", "pool", window, per_visit=True)
+    pools = _scope(rows, "pool", "pool", window, per_visit=True, tokens=tokens)
     pools = pools.join(_utilisation(ledger, loaded, window), on="name", how="left")
     frames = [f.with_columns(utilisation=pl.lit(None, pl.Float64)) for f in by_request]
     summary = pl.concat([*frames, pools], how="diagonal_relaxed")
@@ -158,8 +177,13 @@ def _scope(
     window: Window,
     *,
     per_visit: bool = False,
+    tokens: bool = False,
 ) -> pl.DataFrame:
-    """Counts, means, SLO and percentiles of one scope (grouped by `key`)."""
+    """Counts, means, SLO and percentiles of one scope (grouped by `key`).
+
+    TTFT and TPOT percentiles are computed only when `tokens` is true (the
+    scenario has serving pools); otherwise they are null.
+    """
     keys = (
         [pl.col(key).cast(pl.String).alias("name")]
         if key
@@ -177,6 +201,7 @@ def _scope(
             queue_wait_mean_ms=pl.col("queue_wait_s").mean() * 1000.0,
             slo_met=(pl.col("latency_s") <= pl.col("slo_s")).sum(),
             has_slo=pl.col("slo_s").is_not_null().any(),
+            cache_hit_share=pl.col("cache_hit").mean(),
             tokens=(
                 pl.col("input_tokens").fill_null(0)
                 + pl.col("output_tokens").fill_null(0)
@@ -208,9 +233,18 @@ def _scope(
 
     latency = _percentiles(latency_rows.filter(served), keys, "latency_s", "latency")
     waits = _percentiles(rows.filter(served), keys, "queue_wait_s", "queue_wait")
-    return counts.join(latency, on="name", how="left").join(
+    result = counts.join(latency, on="name", how="left").join(
         waits, on="name", how="left"
     )
+    if not tokens:
+        nulls = [
+            f"{p}_p{round(q * 100)}_ms" for p in ("ttft", "tpot") for q in PERCENTILES
+        ]
+        return result.with_columns(pl.lit(None, pl.Float64).alias(c) for c in nulls)
+    # TTFT is set on final rows only; TPOT on every visit to a serving pool.
+    ttft = _percentiles(latency_rows.filter(served), keys, "ttft_s", "ttft")
+    tpot = _percentiles(rows.filter(served), keys, "tpot_s", "tpot")
+    return result.join(ttft, on="name", how="left").join(tpot, on="name", how="left")
 
 
 def _percentiles(
@@ -272,8 +306,15 @@ def _bucket_value() -> pl.Expr:
 
 
 def _utilisation(ledger: Path, loaded: LoadedScenario, window: Window) -> pl.DataFrame:
-    """Busy server-seconds inside the window over the servers' capacity."""
-    servers = {p.name: p.servers for n in loaded.topology.nodes for p in n.pools}
+    """Busy server-seconds inside the window over the servers' capacity.
+
+    A continuous-batching pool has ``servers * max_batch`` batch slots.
+    """
+    servers = {
+        p.name: p.servers * _batch_slots(p)
+        for n in loaded.topology.nodes
+        for p in n.pools
+    }
     start = pl.col("pool_arrival_s") + pl.col("queue_wait_s")
     end = start + pl.col("service_s")
     overlap = pl.min_horizontal(end, pl.lit(window.horizon_s)) - pl.max_horizontal(
@@ -281,7 +322,7 @@ def _utilisation(ledger: Path, loaded: LoadedScenario, window: Window) -> pl.Dat
     )
     busy = (
         pl.scan_parquet(ledger)
-        .filter(pl.col("outcome") == "served")
+        .filter((pl.col("outcome") == "served") & ~pl.col("cache_hit"))
         .group_by(name=pl.col("pool").cast(pl.String))
         .agg(busy_s=overlap.clip(lower_bound=0.0).sum())
         .collect(engine="streaming")
@@ -295,3 +336,10 @@ def _utilisation(ledger: Path, loaded: LoadedScenario, window: Window) -> pl.Dat
         utilisation=pl.col("busy_s").fill_null(0.0)
         / (pl.col("servers") * window.length_s),
     )
+
+
+def _batch_slots(pool: Pool) -> int:
+    """Requests one server of `pool` serves at once: its maximum batch, or 1."""
+    if pool.serving is None or pool.serving.batching != "continuous":
+        return 1
+    return load_profiles().get(pool.serving.model, pool.serving.hardware).max_batch

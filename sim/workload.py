@@ -1,15 +1,16 @@
 """Arrivals and per-request draws, generated in vectorised batches.
 
 Each request class owns independent random streams, one per purpose (arrivals,
-origins, placement, sizes, tokens, service), all spawned from the scenario seed
-and the class's position. Changing one class's placement or service therefore
-leaves every other draw unchanged: two placements compared on the same seed see
-the same arrivals and request sizes (common random numbers).
+origins, placement, sizes, tokens, service, response-cache hits), all spawned
+from the scenario seed and the class's position. Changing one class's placement
+or service therefore leaves every other draw unchanged: two placements compared
+on the same seed see the same arrivals and request sizes (common random
+numbers).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 
 import numpy as np
@@ -31,7 +32,9 @@ from sim.schema import (
 
 __all__ = ["ClassStream", "Draws", "read_trace"]
 
-_STREAMS = ("arrivals", "origin", "placement", "sizes", "tokens", "service")
+# New purposes go at the end: spawned seeds depend on position, so the earlier
+# streams keep their draws.
+_STREAMS = ("arrivals", "origin", "placement", "sizes", "tokens", "service", "cache")
 _POISSON_BLOCK = 8192
 MISSING_TOKENS = -1
 """Token count recorded when a class has no token model."""
@@ -53,6 +56,17 @@ class Draws:
     response_bytes: np.ndarray
     input_tokens: np.ndarray
     output_tokens: np.ndarray
+    cache_u: np.ndarray | None = None
+    """One uniform per request deciding response-cache hits (None without caches).
+
+    It is drawn for every request from its own stream, so a request's draw
+    does not depend on the cache it meets: runs compared on one seed hit on
+    the same requests (common random numbers)."""
+
+    def subset(self, keep: np.ndarray) -> Draws:
+        """The draws of the requests where `keep` is true."""
+        values = {f.name: getattr(self, f.name) for f in fields(self)}
+        return Draws(**{k: v if v is None else v[keep] for k, v in values.items()})
 
 
 class _Trace:
@@ -146,6 +160,10 @@ class ClassStream:
         self._stage_pools = _stage_pools(cls)
         self._pool_ids = {name: pool_index[name] for name in cls.placement.pools()}
         self._empirical: dict[str, np.ndarray] = {}
+        self._draws_cache = any(
+            n.cache is not None or any(p.cache is not None for p in n.pools)
+            for n in loaded.topology.nodes
+        )
 
     # --- arrivals ---------------------------------------------------------------
 
@@ -214,8 +232,15 @@ class ClassStream:
 
     # --- per-request draws ---------------------------------------------------------
 
-    def draw(self, arrival_s: np.ndarray) -> Draws:
-        """Origins, pools, service times, sizes and tokens for these arrivals."""
+    def draw(self, arrival_s: np.ndarray, kept: np.ndarray | None = None) -> Draws:
+        """Origins, pools, service times, sizes and tokens for these arrivals.
+
+        `kept` marks which of the arrivals last returned by `arrivals_before`
+        these are, when a request cap cut some: a replayed trace's own columns
+        are then read for those rows only.
+        """
+        if kept is not None and self._trace is not None:
+            self._trace_rows = self._trace_rows[kept]
         n = arrival_s.size
         origin = (
             self._origin_ids[
@@ -238,6 +263,7 @@ class ClassStream:
             response_bytes=self._draw_count(self.cls.response_bytes, n, sizes, 0),
             input_tokens=self._draw_count(self.cls.input_tokens, n, tokens, 1),
             output_tokens=self._draw_count(self.cls.output_tokens, n, tokens, 2),
+            cache_u=self._rng["cache"].random(n) if self._draws_cache else None,
         )
 
     def _draw_pools(self, n: int) -> np.ndarray:
@@ -264,6 +290,10 @@ class ClassStream:
                 dist = self.cls.service_time_ms or self._pool_service(
                     pool_names[pool_id]
                 )
+                if dist is None:
+                    # A serving pool: its service follows from the tokens.
+                    service_s[mask, stage] = np.nan
+                    continue
                 service_s[mask, stage] = (
                     self._sample(dist, int(mask.sum()), rng) / 1000.0
                 )
