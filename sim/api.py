@@ -112,7 +112,13 @@ def run(
 
     stats = _simulate(loaded, folder / REQUESTS_FILE, progress)
     window = Window(loaded.scenario.warmup_s, stats.arrivals_end_s)
-    costs = cost_report(folder / REQUESTS_FILE, loaded, window)
+    costs = cost_report(
+        folder / REQUESTS_FILE,
+        loaded,
+        window,
+        provisioned=stats.provisioned,
+        previous_pools=stats.previous_pools,
+    )
     summary = summarize(folder / REQUESTS_FILE, loaded, window, costs)
     write_parquet_atomic(costs.lines, folder / COSTS_FILE)
     write_parquet_atomic(summary, folder / SUMMARY_FILE)

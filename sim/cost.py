@@ -32,7 +32,7 @@ from __future__ import annotations
 import json
 import math
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -148,7 +148,14 @@ def _category_order() -> dict[str, int]:
     return {name: i for i, name in enumerate(CATEGORIES)}
 
 
-def cost_report(ledger: Path, loaded: LoadedScenario, window: Window) -> CostReport:
+def cost_report(
+    ledger: Path,
+    loaded: LoadedScenario,
+    window: Window,
+    *,
+    provisioned: Collection[str] | None = None,
+    previous_pools: Iterable[tuple[str, str, int, str]] = (),
+) -> CostReport:
     """Price a run: cost lines for every resource, shared among classes.
 
     Parameters
@@ -159,6 +166,14 @@ def cost_report(ledger: Path, loaded: LoadedScenario, window: Window) -> CostRep
         The scenario and topology that produced it, with its catalogue.
     window
         The measurement window.
+    provisioned
+        The pools the placement can use (the engine's
+        :attr:`~sim.engine.EngineStats.provisioned`); only these are paid for.
+        None pays for every pool with a cost.
+    previous_pools
+        ``(class, origin, stage, pool)``: the pool a chained stage came from,
+        for the bytes between pools (the engine's
+        :attr:`~sim.engine.EngineStats.previous_pools`).
 
     Returns
     -------
@@ -177,7 +192,9 @@ def cost_report(ledger: Path, loaded: LoadedScenario, window: Window) -> CostRep
     pool_usage = _per_pool_usage(usage, loaded)
     for node in loaded.topology.nodes:
         for pool in node.pools:
-            if pool.cost is None:
+            if pool.cost is None or (
+                provisioned is not None and pool.name not in provisioned
+            ):
                 continue
             used = pool_usage.get(pool.name, {})
             utilisation = _utilisation(used, pool, window)
@@ -188,7 +205,8 @@ def cost_report(ledger: Path, loaded: LoadedScenario, window: Window) -> CostRep
                 shares[len(lines)] = weights
                 lines.append(line)
 
-    for line, weights in _transfer_lines(usage, loaded, network, window):
+    previous = {(c, o, s): p for c, o, s, p in previous_pools}
+    for line, weights in _transfer_lines(usage, loaded, network, window, previous):
         shares[len(lines)] = weights
         lines.append(line)
 
@@ -430,10 +448,14 @@ def _line(
 
 
 def _transfer_lines(
-    usage: pl.DataFrame, loaded: LoadedScenario, network: Network, window: Window
+    usage: pl.DataFrame,
+    loaded: LoadedScenario,
+    network: Network,
+    window: Window,
+    previous: dict[tuple[str, str, int], str],
 ) -> Iterable[tuple[dict[str, object], dict[str, float]]]:
     """One line per priced link direction, volume tiers applied per entry."""
-    crossed = _bytes_per_link(usage, loaded, network)
+    crossed = _bytes_per_link(usage, loaded, network, previous)
     if not crossed:
         return []
 
@@ -496,16 +518,19 @@ def _priced(loaded: LoadedScenario, link_index: int) -> LinkPrice:
 
 
 def _bytes_per_link(
-    usage: pl.DataFrame, loaded: LoadedScenario, network: Network
+    usage: pl.DataFrame,
+    loaded: LoadedScenario,
+    network: Network,
+    previous: dict[tuple[str, str, int], str],
 ) -> dict[tuple[int, str, str], dict[str, float]]:
     """(link, from, to) -> class -> bytes crossing it that way, priced links only."""
     link_index = {
         frozenset((link.a, link.b)): i for i, link in enumerate(loaded.topology.links)
     }
-    chains = {
-        c.name: c.placement.chain
+    data = {
+        c.name: (c.placement.data_node, c.placement.data_bytes)
         for c in loaded.scenario.classes
-        if c.placement.chain is not None
+        if c.placement.data_node is not None and c.placement.data_bytes
     }
     crossed: dict[tuple[int, str, str], dict[str, float]] = defaultdict(
         lambda: defaultdict(float)
@@ -526,13 +551,14 @@ def _bytes_per_link(
         if row["stage"] == 0:
             add(row["origin"], pool_node, row["request_bytes"], row["class"])
         else:
-            previous = chains[row["class"]][row["stage"] - 1]
+            before = previous[(row["class"], row["origin"], row["stage"])]
             add(
-                network.pool_node[previous],
-                pool_node,
-                row["request_bytes"],
-                row["class"],
+                network.pool_node[before], pool_node, row["request_bytes"], row["class"]
             )
+        if row["class"] in data and row["stage"] == 0:
+            # A data set read where it is not: its bytes move to the compute.
+            data_node, data_bytes = data[row["class"]]
+            add(data_node, pool_node, data_bytes * row["requests"], row["class"])
         if row["final"] and row["served"]:
             add(pool_node, row["origin"], row["response_bytes"], row["class"])
     return crossed

@@ -35,13 +35,15 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+import networkx as nx
 import numpy as np
 import simpy
 from simpy.core import NORMAL
 from simpy.events import Event
 
 from sim.ledger import DROPPED, SERVED, LedgerWriter
-from sim.schema import LoadedScenario
+from sim.placing import Placing
+from sim.schema import LoadedScenario, RequestClass
 from sim.schema import Pool as PoolSpec
 from sim.serving import (
     CacheTable,
@@ -138,6 +140,10 @@ class EngineStats:
     """Decode steps run by continuous-batching pools."""
     deliveries: tuple[Delivery, ...] = ()
     """Model weights delivered on cold starts, one per pool that started."""
+    provisioned: tuple[str, ...] = ()
+    """Pools some class's placement can send requests to: the ones to pay for."""
+    previous_pools: tuple[tuple[str, str, int, str], ...] = ()
+    """(class, origin, stage, pool before it) for every stage after the first."""
 
 
 class Engine:
@@ -174,9 +180,12 @@ class Engine:
         ]
         self._ledger = ledger
         self._progress = progress
-        self._streams = _class_streams(loaded, self.pool_names, self.node_names)
         self._routes = _RouteTable(self.network, self.node_names, self.pool_names)
         self._routes.prepare(loaded)
+        self._streams = _class_streams(loaded, self.pool_names, self.node_names)
+        self._placing = Placing(self)
+        for k, plan in self._placing.plans.items():
+            self._streams[k].plan = plan
         self._caches = (
             CacheTable(
                 loaded.topology,
@@ -230,6 +239,8 @@ class Engine:
                 for pool in self.pools
                 if isinstance(pool, ColdStartPool) and pool.delivery is not None
             ),
+            provisioned=self._placing.provisioned(),
+            previous_pools=self._placing.previous_pools(),
         )
 
     def _make_pool(self, index: int, spec: PoolSpec) -> Any:
@@ -323,6 +334,9 @@ class Engine:
     def _schedule_requests(
         self, class_index: int, draws: Draws, ids: np.ndarray
     ) -> None:
+        if class_index in self._placing.dynamic:
+            self._schedule_decisions(class_index, draws, ids)
+            return
         miss_s = None
         if self._caches is not None:
             draws, ids, miss_s = self._answer_from_caches(class_index, draws, ids)
@@ -331,9 +345,10 @@ class Engine:
         routes = self._routes
         first_pool = draws.pools[:, 0]
         uplink_s = routes.delay_s(draws.origin, first_pool, draws.request_bytes)
+        uplink_s = uplink_s + self._placing.data_delay_s(class_index, first_pool)
         if miss_s is not None:
             uplink_s = uplink_s + miss_s
-        last_pool = draws.pools[:, -1]
+        last_pool = _last_visited(draws.pools)
         downlink_s = routes.delay_s(draws.origin, last_pool, draws.response_bytes)
         pool_arrival_s = draws.arrival_s + uplink_s
 
@@ -443,35 +458,85 @@ class Engine:
         uplink_s: np.ndarray,
         downlink_s: np.ndarray,
     ) -> None:
-        n_stages = draws.pools.shape[1]
+        pools = draws.pools
+        n_stages = pools.shape[1]
+        # Stages a request skips (-1, a cascade that stops early) cost nothing.
         hops_s = [
-            self._routes.hop_s(
-                draws.pools[:, k - 1], draws.pools[:, k], draws.request_bytes
+            np.where(
+                pools[:, k] >= 0,
+                self._routes.hop_s(
+                    pools[:, k - 1], np.maximum(pools[:, k], 0), draws.request_bytes
+                ),
+                0.0,
             )
             for k in range(1, n_stages)
         ]
+        stages = (pools >= 0).sum(axis=1)
         for i, request in enumerate(requests):
             rid, origin, t, req_b, resp_b, in_tok, out_tok = request
+            last = int(stages[i]) - 1
             following = None
-            for k in range(n_stages - 1, 0, -1):
+            for k in range(last, 0, -1):
                 following = (
                     k,
-                    self.pools[int(draws.pools[i, k])],
+                    self.pools[int(pools[i, k])],
                     float(draws.service_s[i, k]),
                     float(hops_s[k - 1][i]),
-                    float(downlink_s[i]) if k == n_stages - 1 else 0.0,
+                    float(downlink_s[i]) if k == last else 0.0,
                     following,
                 )
             value = (
                 (rid, class_index, origin, t, req_b, resp_b, in_tok, out_tok),
                 0,
-                self.pools[int(draws.pools[i, 0])],
+                self.pools[int(pools[i, 0])],
                 float(draws.service_s[i, 0]),
                 float(uplink_s[i]),
-                0.0,
+                float(downlink_s[i]) if last == 0 else 0.0,
                 following,
             )
             self._schedule(self._arrive, value, t + float(uplink_s[i]) - self.env.now)
+
+    def _schedule_decisions(
+        self, class_index: int, draws: Draws, ids: np.ndarray
+    ) -> None:
+        """One event per request when it leaves its origin, for a dynamic policy."""
+        decide = self._decide
+        now_s = self.env.now
+        candidates = draws.pools[0].tolist() if len(draws.pools) else []
+        rows = zip(
+            ids.tolist(),
+            draws.origin.tolist(),
+            draws.arrival_s.tolist(),
+            draws.request_bytes.tolist(),
+            draws.response_bytes.tolist(),
+            draws.input_tokens.tolist(),
+            draws.output_tokens.tolist(),
+            draws.service_s.tolist(),
+            strict=True,
+        )
+        for rid, origin, t, req_b, resp_b, in_tok, out_tok, service in rows:
+            request = (rid, class_index, origin, t, req_b, resp_b, in_tok, out_tok)
+            value = (request, dict(zip(candidates, service, strict=True)))
+            self._schedule(decide, value, t - now_s)
+
+    def _decide(self, event: Event) -> None:
+        """Ask the class's policy for a pool, then send the request there."""
+        request, service_by_pool = event._value
+        _, class_index, origin, _, req_b, resp_b, _, _ = request
+        pool = self._placing.choose(class_index, self.env._now, origin, req_b, resp_b)
+        routes = self._routes
+        uplink_s = routes.delay_one_s(origin, pool, req_b)
+        downlink_s = routes.delay_one_s(origin, pool, resp_b)
+        value = (
+            request,
+            0,
+            self.pools[pool],
+            service_by_pool[pool],
+            uplink_s,
+            downlink_s,
+            None,
+        )
+        self._schedule(self._arrive, value, uplink_s)
 
     # --- pools ------------------------------------------------------------------
 
@@ -559,6 +624,12 @@ class Engine:
         self.env.schedule(_Callback(self.env, callback, value), NORMAL, delay_s)
 
 
+def _last_visited(pools: np.ndarray) -> np.ndarray:
+    """Each request's last pool: the last column not marked -1."""
+    stages = (pools >= 0).sum(axis=1)
+    return pools[np.arange(len(pools)), np.maximum(stages - 1, 0)]
+
+
 class _Callback(Event):
     """An event already triggered with `value` that calls `callback` when processed.
 
@@ -610,6 +681,9 @@ class _RouteTable:
         pool_index = {name: i for i, name in enumerate(self._pool_names)}
         pairs: set[tuple[str, str]] = set()
         for cls in loaded.scenario.classes:
+            if cls.placement.policy is not None:
+                pairs |= self._policy_pairs(cls)
+                continue
             pools = cls.placement.pools()
             if cls.placement.chain is not None:
                 # Up to the first pool, between consecutive pools, back from the last.
@@ -625,12 +699,40 @@ class _RouteTable:
 
         for cls in loaded.scenario.classes:
             pools = cls.placement.pools()
+            if cls.placement.policy is not None:
+                pools = self.reachable_pools(list(cls.origins()))
             firsts = pools[:1] if cls.placement.chain is not None else pools
             for origin in cls.origins():
                 for pool in firsts:
                     route = self._network.route_to_pool(origin, pool)
                     at = (self._node_names.index(origin), pool_index[pool])
                     self.first_routes[at] = (route.nodes, route.links)
+
+    def reachable_pools(self, origins: list[str]) -> list[str]:
+        """Pools every one of `origins` can reach over the links."""
+        graph = self._network.graph
+        reach = set.intersection(
+            *(set(nx.node_connected_component(graph, o)) for o in origins)
+        )
+        return [p for p in self._pool_names if self._network.pool_node[p] in reach]
+
+    def _policy_pairs(self, cls: RequestClass) -> set[tuple[str, str]]:
+        """Every hop a policy-placed class may take: to, between and from pools."""
+        origins = list(cls.origins())
+        pools = self.reachable_pools(origins)
+        pool_node = self._network.pool_node
+        pairs = {(origin, pool) for origin in origins for pool in pools}
+        pairs |= {(pool_node[a], b) for a in pools for b in pools}
+        data_node = cls.placement.data_node
+        if data_node is not None:
+            pairs |= {(data_node, p) for p in self.reachable_pools([data_node])}
+        return pairs
+
+    def delay_one_s(self, node: int, pool: int, size_bytes: float) -> float:
+        """Route delay from one node to one pool for one message size."""
+        return float(
+            self._latency_s[node, pool] + size_bytes * self._s_per_byte[node, pool]
+        )
 
 
 def _class_streams(

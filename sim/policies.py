@@ -125,7 +125,7 @@ class Policy:
     dynamic: ClassVar[bool] = False
     options: ClassVar[tuple[str, ...]] = ()
 
-    def __init__(self, context: PolicyContext, **options: float | str) -> None:
+    def __init__(self, context: PolicyContext, **options: object) -> None:
         self.context = context
         self.settings = options
 
@@ -228,19 +228,23 @@ class HybridSpill(Policy):
     edge site, region, cloud). A pool is passed over when the class's model
     does not fit it, when it is down, or when ``spill_queue`` or more requests
     already wait there (default 0: spill as soon as every server is busy).
-    The farthest tier takes whatever is left.
+    The farthest tier takes whatever is left. ``tiers`` limits the ladder
+    (for example ``[edge_site, cloud]``).
     """
 
     name = "hybrid"
     dynamic = True
-    options = ("spill_queue",)
+    options = ("spill_queue", "tiers")
 
     def choose(
         self, now_s: float, origin: str, request_bytes: float, response_bytes: float
     ) -> int:
         """The first tier's pool that is up, fits and has room."""
         spill_queue = float(self.settings.get("spill_queue", 0))
-        ladder = [c for c in (self._nearest(origin, t) for t in TIER_ORDER) if c]
+        tiers = self.settings.get("tiers") or TIER_ORDER
+        ladder = [
+            c for c in (self._nearest(origin, t) for t in TIER_ORDER if t in tiers) if c
+        ]
         if not ladder:
             msg = "no pool can serve this class"
             raise LookupError(msg)
@@ -355,7 +359,7 @@ class DataLocality(Policy):
     """
 
     name = "data_locality"
-    options = ("move_data", "tier", "data_node")
+    options = ("move_data", "tier", "data_node", "data_bytes")
 
     def static_chain(self, origin: str) -> list[int]:
         """The pool at the data's node, or the nearest pool of `tier`."""

@@ -317,25 +317,49 @@ Arrival = Annotated[Poisson | Fixed | TraceReplay, Field(discriminator="process"
 
 
 class Placement(_Model):
-    """Where a class is served: one pool, a weighted split, or a chain of pools.
+    """Where a class is served: one pool, a weighted split, a chain, or a policy.
 
     A chain visits its pools in order (for example preprocessing at the edge,
     then inference in the cloud); the request crosses the route between
-    consecutive pools, and the response returns from the last pool.
+    consecutive pools, and the response returns from the last pool. A policy
+    (:mod:`sim.policies`) chooses among all the topology's pools by tier,
+    queue state or cost; the other keys are its options.
     """
 
     pool: str | None = None
     split: dict[str, PositiveFloat] | None = None
     chain: Annotated[list[str], Field(min_length=2)] | None = None
+    policy: str | None = None
+    spill_queue: NonNegativeFloat | None = None
+    tiers: list[NodeKind] | None = None
+    on_device: bool | None = None
+    escalate_share: Annotated[float, Field(ge=0, le=1)] | None = None
+    edge_pool: str | None = None
+    cloud_pool: str | None = None
+    move_data: bool | None = None
+    tier: NodeKind | None = None
+    data_node: str | None = None
+    data_bytes: NonNegativeInt | None = None
 
     @model_validator(mode="after")
     def _exactly_one(self) -> Placement:
-        given = [k for k in ("pool", "split", "chain") if getattr(self, k) is not None]
+        kinds = ("pool", "split", "chain", "policy")
+        given = [k for k in kinds if getattr(self, k) is not None]
         if len(given) != 1:
             found = ", ".join(given) if given else "none of them"
-            msg = f"exactly one of `pool`, `split` or `chain`; got {found}"
+            msg = f"exactly one of `pool`, `split`, `chain` or `policy`; got {found}"
+            raise ValueError(msg)
+        options = [k for k in POLICY_OPTIONS if getattr(self, k) is not None]
+        if options and self.policy is None:
+            msg = f"`policy` with its options ({', '.join(options)}); got no policy"
             raise ValueError(msg)
         return self
+
+    def policy_options(self) -> dict[str, object]:
+        """The options given for the policy, by name."""
+        return {
+            k: getattr(self, k) for k in POLICY_OPTIONS if getattr(self, k) is not None
+        }
 
     def pools(self) -> list[str]:
         """Every pool this placement may send a request to."""
@@ -345,6 +369,20 @@ class Placement(_Model):
             return list(self.split)
         return list(self.chain or [])
 
+
+POLICY_OPTIONS = (
+    "spill_queue",
+    "tiers",
+    "on_device",
+    "escalate_share",
+    "edge_pool",
+    "cloud_pool",
+    "move_data",
+    "tier",
+    "data_node",
+    "data_bytes",
+)
+"""Placement keys that are options of a policy rather than a placement kind."""
 
 Size = NonNegativeInt | Distribution
 
@@ -362,6 +400,7 @@ class RequestClass(_Model):
     output_tokens: Size | None = None
     service_time_ms: Distribution | None = None
     slo_ms: PositiveFloat | None = None
+    model: str | None = None
     tags: dict[str, str] = {}
 
     def origins(self) -> dict[str, float]:
@@ -384,6 +423,7 @@ class Scenario(_Model):
     slo_ms: PositiveFloat | None = None
     cost_allocation: Literal["requests", "bytes", "busy_time"] = "busy_time"
     catalog: str | None = None
+    placements: dict[str, Placement] = {}
     classes: Annotated[list[RequestClass], Field(min_length=1)]
 
 
@@ -922,6 +962,76 @@ def _cross_problems(
             problems += _service_time_gaps(cls, where, doc, pools_by_name, pools)
         problems += _reachability(cls, where, doc, graph, origins, pools, pool_node)
         problems += _serving_class_problems(cls, where, doc, pools_by_name, pools)
+        if cls.placement.policy is not None:
+            problems += _policy_problems(
+                cls.placement, (*where, "placement"), doc, topology
+            )
+    return problems
+
+
+# Which tiers each static policy needs a pool in.
+_POLICY_TIERS = {
+    "cloud": ("cloud",),
+    "regional": ("region",),
+    "edge": ("edge_site",),
+    "cascade": ("edge_site", "cloud"),
+}
+
+
+def _policy_problems(
+    placement: Placement, where: Path_, doc: LocatedYaml, topology: Topology
+) -> list[Problem]:
+    """A policy is known, takes the options given, and finds pools to choose."""
+    from sim.policies import POLICIES
+
+    name = str(placement.policy)
+    if name not in POLICIES:
+        known = sorted(POLICIES)
+        return [
+            doc.problem(
+                (*where, "policy"),
+                f"a placement policy ({', '.join(known)})",
+                repr(name),
+                closest(name, known),
+            )
+        ]
+
+    allowed = POLICIES[name].options
+    problems = [
+        doc.problem(
+            (*where, option),
+            f"an option of policy {name!r} ({', '.join(allowed) or 'none'})",
+            repr(option),
+            closest(option, allowed),
+            key=True,
+        )
+        for option in placement.policy_options()
+        if option not in allowed
+    ]
+    pools = {p.name for n in topology.nodes for p in n.pools}
+    nodes = {n.name for n in topology.nodes}
+    for option, known, what in (
+        ("edge_pool", pools, "pool"),
+        ("cloud_pool", pools, "pool"),
+        ("data_node", nodes, "node"),
+    ):
+        value = getattr(placement, option)
+        if value is not None and value not in known:
+            problems.append(_unknown(doc, (*where, option), what, value, sorted(known)))
+
+    tiers_with_pools = {n.kind for n in topology.nodes if n.pools}
+    needed = _POLICY_TIERS.get(name, ())
+    if name == "edge" and placement.on_device:
+        needed = ()
+    missing = [t for t in needed if t not in tiers_with_pools]
+    if missing or not tiers_with_pools:
+        problems.append(
+            doc.problem(
+                (*where, "policy"),
+                f"pools at {', '.join(missing or ['any'])} nodes for policy {name!r}",
+                "none in the topology",
+            )
+        )
     return problems
 
 

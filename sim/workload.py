@@ -34,7 +34,42 @@ __all__ = ["ClassStream", "Draws", "read_trace"]
 
 # New purposes go at the end: spawned seeds depend on position, so the earlier
 # streams keep their draws.
-_STREAMS = ("arrivals", "origin", "placement", "sizes", "tokens", "service", "cache")
+_STREAMS = (
+    "arrivals",
+    "origin",
+    "placement",
+    "sizes",
+    "tokens",
+    "service",
+    "cache",
+    "policy",
+)
+# New streams go last: spawning more children leaves the earlier ones' draws
+# unchanged, so existing seeds keep their results.
+
+
+@dataclass(frozen=True)
+class PolicyPlan:
+    """How a class placed by a policy draws its pools.
+
+    Attributes
+    ----------
+    chains
+        For a static policy: the pools (positions) a request from each origin
+        (node position) visits in order.
+    candidates
+        For a dynamic policy: every pool it may choose; the draws then carry
+        one column per candidate (with its service time), and the engine picks
+        one when the request leaves its origin.
+    escalate_share
+        For a cascade: the share of requests that go on past the first pool.
+    """
+
+    chains: dict[int, list[int]] | None = None
+    candidates: list[int] | None = None
+    escalate_share: float | None = None
+
+
 _POISSON_BLOCK = 8192
 MISSING_TOKENS = -1
 """Token count recorded when a class has no token model."""
@@ -45,7 +80,9 @@ class Draws:
     """Everything drawn for a batch of requests of one class, one row each.
 
     `pools` and `service_s` have one column per stage of the placement: a pool
-    or split placement has one stage, a chain one per pool.
+    or split placement has one stage, a chain one per pool. A stage a request
+    does not visit (a cascade that did not escalate) holds pool -1. For a
+    dynamic policy the columns are its candidates instead.
     """
 
     arrival_s: np.ndarray
@@ -136,6 +173,8 @@ class ClassStream:
         node_index: dict[str, int],
     ) -> None:
         self.cls = cls
+        self.plan: PolicyPlan | None = None
+        """Set by the engine when the class is placed by a policy."""
         self._rng = {
             name: np.random.default_rng(child)
             for name, child in zip(
@@ -158,7 +197,11 @@ class ClassStream:
         weights = np.array(list(origins.values()), dtype=float)
         self._origin_p = weights / weights.sum()
         self._stage_pools = _stage_pools(cls)
-        self._pool_ids = {name: pool_index[name] for name in cls.placement.pools()}
+        self._pool_ids = (
+            dict(pool_index)
+            if cls.placement.policy is not None
+            else {name: pool_index[name] for name in cls.placement.pools()}
+        )
         self._empirical: dict[str, np.ndarray] = {}
         self._draws_cache = any(
             n.cache is not None or any(p.cache is not None for p in n.pools)
@@ -250,7 +293,7 @@ class ClassStream:
             else np.full(n, self._origin_ids[0])
         )
 
-        pools = self._draw_pools(n)
+        pools = self._draw_pools(n) if self.plan is None else self._plan_pools(origin)
         service_s = self._draw_service(pools)
         sizes = self._rng["sizes"]
         tokens = self._rng["tokens"]
@@ -279,13 +322,32 @@ class ClassStream:
         ids = np.array([self._pool_ids[name] for name in self._stage_pools])
         return np.broadcast_to(ids, (n, len(ids)))
 
+    def _plan_pools(self, origin: np.ndarray) -> np.ndarray:
+        """Pools of a policy-placed class: per-origin chains, or the candidates."""
+        plan = self.plan
+        assert plan is not None
+        n = origin.size
+        if plan.candidates is not None:
+            return np.broadcast_to(np.array(plan.candidates), (n, len(plan.candidates)))
+
+        assert plan.chains is not None
+        stages = max(len(chain) for chain in plan.chains.values())
+        table = np.full((max(plan.chains) + 1, stages), -1, dtype=np.int64)
+        for node, chain in plan.chains.items():
+            table[node, : len(chain)] = chain
+        pools = table[origin]
+        if plan.escalate_share is not None:
+            stays = self._rng["policy"].random(n) >= plan.escalate_share
+            pools[stays, 1:] = -1
+        return pools
+
     def _draw_service(self, pools: np.ndarray) -> np.ndarray:
         pool_names = {index: name for name, index in self._pool_ids.items()}
-        service_s = np.empty(pools.shape)
+        service_s = np.full(pools.shape, np.nan)
         rng = self._rng["service"]
         for stage in range(pools.shape[1]):
             column = pools[:, stage]
-            for pool_id in np.unique(column):
+            for pool_id in np.unique(column[column >= 0]):
                 mask = column == pool_id
                 dist = self.cls.service_time_ms or self._pool_service(
                     pool_names[pool_id]

@@ -170,8 +170,7 @@ def scenarios(draw: st.DrawFn, *, random_first_class: bool = False) -> Spec:
         "seed": draw(st.integers(0, 2**31)),
         "warmup_s": draw(_ms(0, 0.3)),
         "classes": [
-            draw(classes(i, first if i == 0 else others))
-            for i in range(n_classes)
+            draw(classes(i, first if i == 0 else others)) for i in range(n_classes)
         ],
     }
     if random_first_class or draw(st.booleans()):

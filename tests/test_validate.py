@@ -60,7 +60,8 @@ SINGLE_PROBLEMS = {
         "bad_unknown_key.yaml",
         "bad_unknown_key.yaml:4:1: warmup: expected one of the keys name, "
         "description, topology, seed, duration_s, requests, warmup_s, slo_ms, "
-        "cost_allocation, catalog, classes; got 'warmup'. Did you mean 'warmup_s'?",
+        "cost_allocation, catalog, placements, classes; got 'warmup'. "
+        "Did you mean 'warmup_s'?",
     ),
     "wrong type": (
         "bad_type.yaml",
@@ -198,7 +199,7 @@ def test_misspelt_required_key_is_reported_as_missing_and_as_unknown() -> None:
             "bad_required_key_typo.yaml:8:5: classes[0].placment: expected one of "
             "the keys name, origin, arrival, placement, request_bytes, "
             "response_bytes, input_tokens, output_tokens, service_time_ms, "
-            "slo_ms, tags; got 'placment'. Did you mean 'placement'?",
+            "slo_ms, model, tags; got 'placment'. Did you mean 'placement'?",
         ),
     )
 
