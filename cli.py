@@ -196,6 +196,134 @@ def validate(files: tuple[Path, ...]) -> None:
 
 
 @main.command()
+@click.argument("scenario", type=click.Path(dir_okay=False, path_type=Path))
+@click.option(
+    "--placements",
+    required=True,
+    help="Comma-separated placements: names from the scenario or policy names.",
+)
+@click.option(
+    "--replications",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    help="Seeds per placement; 2 or more add 95% confidence intervals.",
+)
+@click.option(
+    "--out",
+    "out_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Output folder. Default: out/<scenario name>-compare.",
+)
+@click.option(
+    "--plot",
+    "plot_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Also draw cost against p95 latency and cost by category (PNG).",
+)
+@click.option(
+    "--format",
+    "output_format",
+    type=click.Choice(["table", "csv", "json"]),
+    default="table",
+    show_default=True,
+)
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+@_reported("compare")
+def compare(
+    scenario: Path,
+    placements: str,
+    replications: int,
+    out_dir: Path | None,
+    plot_path: Path | None,
+    output_format: str,
+    quiet: bool,
+) -> None:
+    """Run SCENARIO under each placement on the same requests, side by side.
+
+    Every placement sees the same arrivals and sizes (common random numbers).
+    A `*` marks the best value of each column; `pareto` marks the placements
+    no other beats on both monthly cost and p95 latency.
+    """
+    from sim.compare import compare as compare_placements
+    from sim.schema import load_scenario
+
+    names = [name.strip() for name in placements.split(",") if name.strip()]
+    folder = out_dir or Path("out") / f"{load_scenario(scenario).scenario.name}-compare"
+    with _progress_bar(quiet) as progress:
+        result = compare_placements(
+            scenario,
+            names,
+            replications=replications,
+            out_dir=folder,
+            progress=progress,
+        )
+    if plot_path is not None:
+        from sim.plots import plot_comparison
+
+        plot_comparison(result.table, plot_path)
+    if output_format != "table":
+        _print_data(result.table, output_format)
+        return
+
+    click.echo(
+        f"compare: scenario={scenario} placements={','.join(names)} "
+        f"replications={replications}"
+    )
+    click.echo(_comparison_table(result.table))
+    written = [str(folder / "comparison.parquet")]
+    if plot_path is not None:
+        written.append(str(plot_path))
+    click.echo(f"wrote: {', '.join(written)}")
+
+
+_COMPARED = {
+    "latency_p50_ms": ("p50_ms", 1),
+    "latency_p95_ms": ("p95_ms", 1),
+    "latency_p99_ms": ("p99_ms", 1),
+    "ttft_p95_ms": ("ttft_p95_ms", 1),
+    "slo_attainment": ("slo_%", 1),
+    "dropped_share": ("dropped_%", 2),
+    "usd_per_1k_requests": ("usd_per_1k_req", 4),
+    "monthly_usd": ("monthly_usd", 0),
+}
+
+
+def _comparison_table(table: pl.DataFrame) -> str:
+    """The comparison for people: best values starred, intervals as ±."""
+    categories = [
+        c
+        for c in ("compute", "edge_hardware", "energy", "transfer", "cdn", "storage")
+        if f"monthly_{c}_usd" in table.columns and table[f"monthly_{c}_usd"].sum() > 0
+    ]
+    rows = []
+    for row in table.iter_rows(named=True):
+        best = set((row["best_in"] or "").split(","))
+        cells: dict[str, str] = {"placement": row["placement"]}
+        for metric, (label, decimals) in _COMPARED.items():
+            value = row.get(metric)
+            if value is None:
+                continue
+            scale = 100.0 if metric in ("slo_attainment", "dropped_share") else 1.0
+            text = f"{value * scale:,.{decimals}f}"
+            half = row.get(f"{metric}_ci95")
+            if half is not None:
+                text += f" ±{half * scale:,.{decimals}f}"
+            cells[label] = text + (" *" if metric in best else "")
+        for category in categories:
+            cells[f"{category}_usd"] = f"{row[f'monthly_{category}_usd'] or 0:,.0f}"
+        cells["pareto"] = "yes" if row["pareto"] else ""
+        rows.append(cells)
+    columns = list(dict.fromkeys(key for cells in rows for key in cells))
+    frame = pl.DataFrame(
+        [[cells.get(c, "") for c in columns] for cells in rows],
+        schema=dict.fromkeys(columns, pl.String),
+        orient="row",
+    )
+    return _render(frame) + "\n* best in its column; monthly figures are projections"
+
+
+@main.command()
 @click.option("--section", help="Only this section (instances, transfer, cdn, ...).")
 @click.option(
     "--format",
