@@ -521,6 +521,7 @@ class Engine:
 
     def _decide(self, event: Event) -> None:
         """Ask the class's policy for a pool, then send the request there."""
+        self._events += 1
         request, service_by_pool = event._value
         _, class_index, origin, _, req_b, resp_b, _, _ = request
         pool = self._placing.choose(class_index, self.env._now, origin, req_b, resp_b)
