@@ -31,7 +31,7 @@ from __future__ import annotations
 import gc
 import heapq
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -43,7 +43,7 @@ from simpy.events import Event
 
 from sim.ledger import DROPPED, SERVED, LedgerWriter
 from sim.placing import Placing
-from sim.schema import LoadedScenario, RequestClass
+from sim.schema import LoadedScenario, Outage, RequestClass
 from sim.schema import Pool as PoolSpec
 from sim.serving import (
     CacheTable,
@@ -113,6 +113,10 @@ class FifoPool:
         heapq.heappush(in_system, start_s + service_s)
         return start_s
 
+    def up(self, now_s: float) -> bool:
+        """Whether the pool admits requests at `now_s` (always, without outages)."""
+        return True
+
     def in_system(self, now_s: float) -> int:
         """Requests queued or in service at `now_s` (call with non-decreasing times)."""
         while self._in_system and self._in_system[0] <= now_s:
@@ -122,6 +126,36 @@ class FifoPool:
     def hold_until(self, ready_s: float) -> None:
         """Start no service before `ready_s` (a cold start); raising keeps the heap."""
         self._free_at = [max(free_s, ready_s) for free_s in self._free_at]
+
+
+class OutagePool(FifoPool):
+    """A FIFO pool that is down, admitting nothing, during its outages.
+
+    Requests already admitted are served as planned; arrivals during an
+    outage are dropped, and placement policies see the pool as down.
+    """
+
+    __slots__ = ("_outages",)
+
+    def __init__(
+        self,
+        index: int,
+        servers: int,
+        queue_capacity: int | None,
+        outages: Sequence[Outage],
+    ) -> None:
+        super().__init__(index, servers, queue_capacity)
+        self._outages = [(o.start_s, o.end_s) for o in outages]
+
+    def up(self, now_s: float) -> bool:
+        """False inside any outage."""
+        return not any(start <= now_s < end for start, end in self._outages)
+
+    def admit(self, now_s: float, service_s: float) -> float:
+        """Drop arrivals while down; otherwise as a FIFO pool."""
+        if not self.up(now_s):
+            return -1.0
+        return super().admit(now_s, service_s)
 
 
 @dataclass(frozen=True)
@@ -246,7 +280,11 @@ class Engine:
     def _make_pool(self, index: int, spec: PoolSpec) -> Any:
         """A FIFO pool, or a serving pool; wrapped for its cold start if it has one."""
         capacity = None if spec.queue_capacity == "unlimited" else spec.queue_capacity
-        pool: Any = FifoPool(index, spec.servers, capacity)
+        pool: Any = (
+            OutagePool(index, spec.servers, capacity, spec.outages)
+            if spec.outages
+            else FifoPool(index, spec.servers, capacity)
+        )
         serving = spec.serving
         if serving is not None:
             share = serving.prefix_reuse_share

@@ -160,8 +160,13 @@ class Placing:
                 node_index[origin], pool, size
             ),
             in_system=lambda pool, now: _in_system(engine.pools[pool], now),
+            up=lambda pool, now: getattr(engine.pools[pool], "up", _always)(now),
             slo_s=slo_ms / 1000.0 if slo_ms is not None else None,
         )
+
+
+def _always(now_s: float) -> bool:
+    return True
 
 
 def _in_system(pool: Any, now_s: float) -> int:

@@ -227,6 +227,20 @@ class ModelDelivery(_Model):
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
 
+class Outage(_Model):
+    """A time during which a pool is down: it admits nothing."""
+
+    start_s: NonNegativeFloat
+    end_s: PositiveFloat
+
+    @model_validator(mode="after")
+    def _ends_after_start(self) -> Outage:
+        if self.end_s <= self.start_s:
+            msg = f"`end_s` after `start_s` ({self.start_s:g}); got {self.end_s:g}"
+            raise ValueError(msg)
+        return self
+
+
 class Pool(_Model):
     """A set of identical servers at a node that serve requests FIFO.
 
@@ -240,6 +254,7 @@ class Pool(_Model):
     queue_capacity: NonNegativeInt | Literal["unlimited"] = "unlimited"
     service_time_ms: Distribution | None = None
     cost: PoolCost | None = None
+    outages: list[Outage] = []
     serving: Serving | None = None
     cache: ResponseCache | None = None
     model_delivery: ModelDelivery | None = None
@@ -617,6 +632,16 @@ def topology_problems(topology: Topology, doc: LocatedYaml) -> list[Problem]:
         for j, p in enumerate(n.pools)
     ]
     problems += _duplicate_pool_names(pool_paths, doc)
+    for i, node in enumerate(topology.nodes):
+        for j, pool in enumerate(node.pools):
+            if pool.outages and pool.serving is not None:
+                problems.append(
+                    doc.problem(
+                        ("nodes", i, "pools", j, "outages"),
+                        "outages on FIFO pools only (not yet on serving pools)",
+                        f"{len(pool.outages)} outage(s) on a serving pool",
+                    )
+                )
 
     node_names = [n.name for n in topology.nodes]
     for i, link in enumerate(topology.links):

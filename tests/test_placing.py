@@ -191,3 +191,37 @@ def test_an_unknown_policy_suggests_the_closest(tmp_path: Path) -> None:
     (problem,) = caught.value.problems
     assert problem.field == "classes[0].placement.policy"
     assert problem.suggestion == "latency_aware"
+
+
+def test_hybrid_spills_past_a_pool_that_is_down(tmp_path: Path) -> None:
+    topology = yaml.safe_load(yaml.safe_dump(TOPOLOGY))
+    topology["nodes"][1]["pools"][0]["outages"] = [{"start_s": 10, "end_s": 20}]
+    (tmp_path / "topology.yaml").write_text(yaml.safe_dump(topology))
+    path = tmp_path / "scenario.yaml"
+    path.write_text(yaml.safe_dump(scenario({"policy": "hybrid", "spill_queue": 50})))
+    ledger = run(path, out_dir=tmp_path / "out").requests().collect()
+
+    during = ledger.filter(pl.col("arrival_s").is_between(10.5, 19.5))
+    before = ledger.filter(pl.col("arrival_s") < 9.5)
+    assert during["pool"].cast(pl.String).unique().to_list() == ["region-pool"]
+    assert before["pool"].cast(pl.String).unique().to_list() == ["edge-pool"]
+    # Only requests already on their way when the outage began are lost.
+    dropped = ledger.filter(pl.col("outcome") == "dropped")
+    assert (dropped["arrival_s"] < 10).all()
+    assert (dropped["pool_arrival_s"] >= 10).all()
+
+
+def test_edge_only_drops_what_arrives_while_its_pool_is_down(tmp_path: Path) -> None:
+    topology = yaml.safe_load(yaml.safe_dump(TOPOLOGY))
+    topology["nodes"][1]["pools"][0]["outages"] = [{"start_s": 10, "end_s": 20}]
+    (tmp_path / "topology.yaml").write_text(yaml.safe_dump(topology))
+    path = tmp_path / "scenario.yaml"
+    path.write_text(yaml.safe_dump(scenario({"policy": "edge"})))
+    ledger = run(path, out_dir=tmp_path / "out").requests().collect()
+
+    # The pool sees a request 5 ms after it leaves: that is when it is judged.
+    arrives = pl.col("pool_arrival_s")
+    dropped = ledger.filter(pl.col("outcome") == "dropped")
+    assert dropped.height == ledger.filter(arrives.is_between(10, 20, "left")).height
+    assert dropped["pool_arrival_s"].min() >= 10
+    assert dropped["pool_arrival_s"].max() < 20
