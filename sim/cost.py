@@ -282,8 +282,9 @@ def _ledger_usage(ledger: Path, window: Window) -> pl.DataFrame:
     """
     start = pl.col("pool_arrival_s") + pl.col("queue_wait_s")
     end = start + pl.col("service_s")
-    overlap = pl.min_horizontal(end, pl.lit(window.horizon_s)) - pl.max_horizontal(
-        start, pl.lit(window.warmup_s)
+    # clip() rather than min/max_horizontal: the latter defeat streaming.
+    overlap = end.clip(upper_bound=window.horizon_s) - start.clip(
+        lower_bound=window.warmup_s
     )
     tokens = pl.col("input_tokens").fill_null(0) + pl.col("output_tokens").fill_null(0)
     measured = pl.col("measured")

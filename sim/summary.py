@@ -104,24 +104,183 @@ def summarize(
     --------
     >>> summarize(Path("out/requests.parquet"), loaded, window)  # doctest: +SKIP
     """
-    rows = _with_slo(pl.scan_parquet(ledger), loaded).filter(~pl.col("warmup"))
-    final = rows.filter(pl.col("final"))
+    groups = _group_totals(ledger, loaded, window)
     tokens = any(p.serving is not None for n in loaded.topology.nodes for p in n.pools)
-    by_request = [
-        _scope(final, "overall", None, window, tokens=tokens),
-        _scope(final, "class", "class", window, tokens=tokens),
+    histograms = {
+        "latency": _histogram(ledger, "latency_s", final_only=True),
+        "queue_wait": _histogram(ledger, "queue_wait_s", final_only=False),
+    }
+    if tokens:
+        histograms["ttft"] = _histogram(ledger, "ttft_s", final_only=True)
+        histograms["tpot"] = _histogram(ledger, "tpot_s", final_only=False)
+
+    frames = [
+        _scope(groups, histograms, "overall", window),
+        _scope(groups, histograms, "class", window),
+        _scope(groups, histograms, "pool", window),
     ]
-    pools = _scope(rows, "pool", "pool", window, per_visit=True, tokens=tokens)
-    pools = pools.join(_utilisation(ledger, loaded, window), on="name", how="left")
-    frames = [f.with_columns(utilisation=pl.lit(None, pl.Float64)) for f in by_request]
-    summary = pl.concat([*frames, pools], how="diagonal_relaxed")
+    summary = pl.concat(frames, how="diagonal_relaxed")
+    summary = summary.join(
+        _utilisation(groups, loaded, window), on=["scope", "name"], how="left"
+    )
     report = costs if costs is not None else cost_report(ledger, loaded, window)
     summary = _with_costs(summary, report)
+    missing = [c for c in SUMMARY_COLUMNS if c not in summary.columns]
+    summary = summary.with_columns(pl.lit(None, pl.Float64).alias(c) for c in missing)
     return summary.select([pl.col(c).cast(t) for c, t in SUMMARY_COLUMNS.items()]).sort(
         pl.col("scope").replace_strict({"overall": 0, "class": 1, "pool": 2}),
         "name",
         maintain_order=True,
     )
+
+
+def _group_totals(ledger: Path, loaded: LoadedScenario, window: Window) -> pl.DataFrame:
+    """One streaming pass: sums per class, pool and final flag.
+
+    Counts, means and SLO cover requests that arrived in the window; busy time
+    is every served visit's overlap with the window (warm-up arrivals too).
+    Plain columns multiplied by 0/1 flags, grouped on the ledger's categorical
+    columns, keep polars' streaming engine chunk by chunk.
+    """
+    measured = pl.col("m")
+    served = pl.col("s")
+    start = pl.col("pool_arrival_s") + pl.col("queue_wait_s")
+    # clip() rather than min/max_horizontal: the latter defeat streaming.
+    end = start + pl.col("service_s")
+    overlap = end.clip(upper_bound=window.horizon_s) - start.clip(
+        lower_bound=window.warmup_s
+    )
+    rows = _with_slo(pl.scan_parquet(ledger), loaded).with_columns(
+        m=(~pl.col("warmup")).cast(pl.Int64),
+        s=(pl.col("outcome") == "served").cast(pl.Int64),
+        latency=pl.col("latency_s").fill_null(0.0),
+        wait=pl.col("queue_wait_s").fill_null(0.0),
+        met=(pl.col("latency_s") <= pl.col("slo_s")).fill_null(False).cast(pl.Int64),
+        has_slo=pl.col("slo_s").is_not_null().cast(pl.Int64),
+        hit=pl.col("cache_hit").cast(pl.Int64),
+        tokens=pl.col("input_tokens").fill_null(0)
+        + pl.col("output_tokens").fill_null(0),
+        busy=overlap.clip(lower_bound=0.0).fill_null(0.0)
+        * (~pl.col("cache_hit")).cast(pl.Float64),
+    )
+    return (
+        rows.group_by("class", "pool", "final")
+        .agg(
+            requests=measured.sum(),
+            served=(measured * served).sum(),
+            latency_sum=(measured * served * pl.col("latency")).sum(),
+            wait_sum=(measured * served * pl.col("wait")).sum(),
+            slo_met=(measured * pl.col("met")).sum(),
+            has_slo=pl.col("has_slo").max(),
+            hits=(measured * pl.col("hit")).sum(),
+            tokens=(measured * pl.col("tokens")).sum(),
+            busy_s=(served * pl.col("busy")).sum(),
+        )
+        .collect(engine="streaming")
+        .with_columns(pl.col("class", "pool").cast(pl.String))
+    )
+
+
+def _histogram(ledger: Path, column: str, *, final_only: bool) -> pl.DataFrame:
+    """One streaming pass: a log-bucket histogram of `column` per class and pool."""
+    value = pl.col(column)
+    bucket = (
+        pl.when(value <= _SMALLEST_S)
+        .then(pl.lit(-1, pl.Int64))
+        .otherwise(((value / _SMALLEST_S).log() / math.log1p(BUCKET_GROWTH)).floor())
+        .cast(pl.Int64)
+        .alias("bucket")
+    )
+    keep = ~pl.col("warmup") & (pl.col("outcome") == "served") & value.is_not_null()
+    if final_only:
+        keep = keep & pl.col("final")
+    return (
+        pl.scan_parquet(ledger)
+        .filter(keep)
+        .group_by("class", "pool", "final", bucket)
+        .agg(count=pl.len(), low=value.min(), high=value.max())
+        .collect(engine="streaming")
+        .with_columns(pl.col("class", "pool").cast(pl.String))
+    )
+
+
+_SCOPE_KEY = {
+    "overall": pl.lit("all"),
+    "class": pl.col("class"),
+    "pool": pl.col("pool"),
+}
+
+
+def _scope(
+    groups: pl.DataFrame,
+    histograms: dict[str, pl.DataFrame],
+    scope: str,
+    window: Window,
+) -> pl.DataFrame:
+    """Counts, means, SLO and percentiles of one scope from the pass results.
+
+    Overall and class figures are per request, from each request's final row
+    (for a chain, its waits are those at its last pool); a pool's are per
+    visit, except its latency, which is that of the requests it finished.
+    """
+    name = _SCOPE_KEY[scope].alias("name")
+    rows = groups if scope == "pool" else groups.filter(pl.col("final"))
+    counts = rows.group_by(name).agg(
+        pl.col("requests", "served", "wait_sum", "slo_met", "hits", "tokens").sum(),
+        has_slo=pl.col("has_slo").max(),
+    )
+    finals = (
+        groups.filter(pl.col("final"))
+        .group_by(name)
+        .agg(pl.col("latency_sum").sum(), finished=pl.col("served").sum())
+    )
+    counts = counts.join(finals, on="name", how="left").with_columns(
+        scope=pl.lit(scope),
+        dropped=pl.col("requests") - pl.col("served"),
+        dropped_share=(pl.col("requests") - pl.col("served")) / pl.col("requests"),
+        throughput_per_s=pl.col("served") / window.length_s,
+        latency_mean_ms=pl.col("latency_sum") / pl.col("finished") * 1000.0,
+        queue_wait_mean_ms=pl.col("wait_sum") / pl.col("served") * 1000.0,
+        slo_attainment=pl.when(pl.col("has_slo") > 0).then(
+            pl.col("slo_met") / pl.col("requests")
+        ),
+        cache_hit_share=pl.col("hits") / pl.col("requests"),
+    )
+    if scope != "overall":
+        # Classes and pools with no measured request have no row; overall always.
+        counts = counts.filter(pl.col("requests") > 0)
+    for prefix, histogram in histograms.items():
+        visits = histogram if scope == "pool" else histogram.filter(pl.col("final"))
+        counts = counts.join(_percentiles(visits, name, prefix), on="name", how="left")
+    return counts
+
+
+def _percentiles(histogram: pl.DataFrame, name: pl.Expr, prefix: str) -> pl.DataFrame:
+    """p50/p95/p99 in ms per scope name from merged histogram buckets."""
+    names = [f"{prefix}_p{round(q * 100)}_ms" for q in PERCENTILES]
+    if histogram.is_empty():
+        return pl.DataFrame(
+            schema={"name": pl.String, **dict.fromkeys(names, pl.Float64)}
+        )
+
+    merged = histogram.group_by(name, "bucket").agg(
+        pl.col("count").sum(), pl.col("low").min(), pl.col("high").max()
+    )
+    ranked = merged.sort("name", "bucket").with_columns(
+        cumulative=pl.col("count").cum_sum().over("name"),
+        total=pl.col("count").sum().over("name"),
+        value=_bucket_value(),
+    )
+    picks = [
+        ranked.filter(pl.col("cumulative") >= q * pl.col("total"))
+        .group_by("name")
+        .agg((pl.col("value").first() * 1000.0).alias(column))
+        for q, column in zip(PERCENTILES, names, strict=True)
+    ]
+    result = picks[0]
+    for pick in picks[1:]:
+        result = result.join(pick, on="name", how="left")
+    return result
 
 
 def _with_costs(summary: pl.DataFrame, report: CostReport) -> pl.DataFrame:
@@ -170,124 +329,6 @@ def _with_slo(rows: pl.LazyFrame, loaded: LoadedScenario) -> pl.LazyFrame:
     return rows.with_columns(slo_s=target)
 
 
-def _scope(
-    rows: pl.LazyFrame,
-    scope: str,
-    key: str | None,
-    window: Window,
-    *,
-    per_visit: bool = False,
-    tokens: bool = False,
-) -> pl.DataFrame:
-    """Counts, means, SLO and percentiles of one scope (grouped by `key`).
-
-    TTFT and TPOT percentiles are computed only when `tokens` is true (the
-    scenario has serving pools); otherwise they are null.
-    """
-    keys = (
-        [pl.col(key).cast(pl.String).alias("name")]
-        if key
-        else [pl.lit("all").alias("name")]
-    )
-    served = pl.col("outcome") == "served"
-    latency_col = pl.when(served & pl.col("final")).then(pl.col("latency_s"))
-    counts = (
-        rows.group_by(keys)
-        .agg(
-            requests=pl.len(),
-            served=served.sum(),
-            dropped=(~served).sum(),
-            latency_mean_ms=latency_col.mean() * 1000.0,
-            queue_wait_mean_ms=pl.col("queue_wait_s").mean() * 1000.0,
-            slo_met=(pl.col("latency_s") <= pl.col("slo_s")).sum(),
-            has_slo=pl.col("slo_s").is_not_null().any(),
-            cache_hit_share=pl.col("cache_hit").mean(),
-            tokens=(
-                pl.col("input_tokens").fill_null(0)
-                + pl.col("output_tokens").fill_null(0)
-            ).sum(),
-        )
-        .with_columns(
-            scope=pl.lit(scope),
-            dropped_share=pl.col("dropped") / pl.col("requests"),
-            throughput_per_s=pl.col("served") / window.length_s,
-            slo_attainment=pl.when(pl.col("has_slo")).then(
-                pl.col("slo_met") / pl.col("requests")
-            ),
-        )
-        .collect(engine="streaming")
-    )
-    if per_visit:
-        # A pool's latency is that of the requests it finished; waits are per visit.
-        finished = rows.filter(pl.col("final"))
-        counts = counts.drop("latency_mean_ms").join(
-            finished.group_by(keys)
-            .agg(latency_mean_ms=latency_col.mean() * 1000.0)
-            .collect(engine="streaming"),
-            on="name",
-            how="left",
-        )
-        latency_rows = finished
-    else:
-        latency_rows = rows
-
-    latency = _percentiles(latency_rows.filter(served), keys, "latency_s", "latency")
-    waits = _percentiles(rows.filter(served), keys, "queue_wait_s", "queue_wait")
-    result = counts.join(latency, on="name", how="left").join(
-        waits, on="name", how="left"
-    )
-    if not tokens:
-        nulls = [
-            f"{p}_p{round(q * 100)}_ms" for p in ("ttft", "tpot") for q in PERCENTILES
-        ]
-        return result.with_columns(pl.lit(None, pl.Float64).alias(c) for c in nulls)
-    # TTFT is set on final rows only; TPOT on every visit to a serving pool.
-    ttft = _percentiles(latency_rows.filter(served), keys, "ttft_s", "ttft")
-    tpot = _percentiles(rows.filter(served), keys, "tpot_s", "tpot")
-    return result.join(ttft, on="name", how="left").join(tpot, on="name", how="left")
-
-
-def _percentiles(
-    rows: pl.LazyFrame, keys: list[pl.Expr], column: str, prefix: str
-) -> pl.DataFrame:
-    """p50/p95/p99 in ms per group from a streaming log-bucket histogram."""
-    value = pl.col(column)
-    bucket = (
-        pl.when(value <= _SMALLEST_S)
-        .then(pl.lit(-1, pl.Int64))
-        .otherwise(((value / _SMALLEST_S).log() / math.log1p(BUCKET_GROWTH)).floor())
-        .cast(pl.Int64)
-        .alias("bucket")
-    )
-    histogram = (
-        rows.filter(value.is_not_null())
-        .group_by([*keys, bucket])
-        .agg(count=pl.len(), low=value.min(), high=value.max())
-        .collect(engine="streaming")
-    )
-    names = [f"{prefix}_p{round(q * 100)}_ms" for q in PERCENTILES]
-    if histogram.is_empty():
-        return pl.DataFrame(
-            schema={"name": pl.String, **dict.fromkeys(names, pl.Float64)}
-        )
-
-    ranked = histogram.sort("name", "bucket").with_columns(
-        cumulative=pl.col("count").cum_sum().over("name"),
-        total=pl.col("count").sum().over("name"),
-        value=_bucket_value(),
-    )
-    picks = [
-        ranked.filter(pl.col("cumulative") >= q * pl.col("total"))
-        .group_by("name")
-        .agg((pl.col("value").first() * 1000.0).alias(name))
-        for q, name in zip(PERCENTILES, names, strict=True)
-    ]
-    result = picks[0]
-    for pick in picks[1:]:
-        result = result.join(pick, on="name", how="left")
-    return result
-
-
 def _bucket_value() -> pl.Expr:
     """A bucket's representative value: its centre, clamped to what it holds."""
     growth = 1.0 + BUCKET_GROWTH
@@ -305,36 +346,27 @@ def _bucket_value() -> pl.Expr:
     )
 
 
-def _utilisation(ledger: Path, loaded: LoadedScenario, window: Window) -> pl.DataFrame:
+def _utilisation(
+    groups: pl.DataFrame, loaded: LoadedScenario, window: Window
+) -> pl.DataFrame:
     """Busy server-seconds inside the window over the servers' capacity.
 
     A continuous-batching pool has ``servers * max_batch`` batch slots.
     """
-    servers = {
+    slots = {
         p.name: p.servers * _batch_slots(p)
         for n in loaded.topology.nodes
         for p in n.pools
     }
-    start = pl.col("pool_arrival_s") + pl.col("queue_wait_s")
-    end = start + pl.col("service_s")
-    overlap = pl.min_horizontal(end, pl.lit(window.horizon_s)) - pl.max_horizontal(
-        start, pl.lit(window.warmup_s)
-    )
-    busy = (
-        pl.scan_parquet(ledger)
-        .filter((pl.col("outcome") == "served") & ~pl.col("cache_hit"))
-        .group_by(name=pl.col("pool").cast(pl.String))
-        .agg(busy_s=overlap.clip(lower_bound=0.0).sum())
-        .collect(engine="streaming")
-    )
     capacity = pl.DataFrame(
-        {"name": list(servers), "servers": list(servers.values())},
-        schema={"name": pl.String, "servers": pl.Int64},
+        {"name": list(slots), "slots": list(slots.values())},
+        schema={"name": pl.String, "slots": pl.Int64},
     )
-    return capacity.join(busy, on="name", how="left").select(
+    busy = groups.group_by(name="pool").agg(pl.col("busy_s").sum())
+    return capacity.join(busy, on="name", how="inner").select(
         "name",
-        utilisation=pl.col("busy_s").fill_null(0.0)
-        / (pl.col("servers") * window.length_s),
+        scope=pl.lit("pool"),
+        utilisation=pl.col("busy_s") / (pl.col("slots") * window.length_s),
     )
 
 
