@@ -64,8 +64,8 @@ class Placing:
                 self._data[k] = (node_index[placement.data_node], placement.data_bytes)
             if policy.dynamic:
                 self.dynamic.add(k)
-                candidates = [c.index for c in policy.context.candidates if c.fits]
-                self.plans[k] = PolicyPlan(candidates=candidates)
+                usable = {i for o in cls.origins() for i in policy.usable_pools(o)}
+                self.plans[k] = PolicyPlan(candidates=sorted(usable))
                 continue
             chains = {
                 node_index[origin]: policy.static_chain(origin)
@@ -143,7 +143,7 @@ class Placing:
                 index=i,
                 node=pool_node[name],
                 tier=node_kind[pool_node[name]],
-                servers=spec.servers,
+                servers=spec.servers * _batch_slots(spec),
                 mean_service_s=_mean_service_s(cls, spec, engine),
                 fits=_fits(cls, spec),
                 usd_per_request=_usd_per_request(cls, spec, engine),
@@ -160,18 +160,22 @@ class Placing:
                 node_index[origin], pool, size
             ),
             in_system=lambda pool, now: _in_system(engine.pools[pool], now),
-            up=lambda pool, now: getattr(engine.pools[pool], "up", _always)(now),
+            up=lambda pool, now: bool(engine.pools[pool].up(now)),
             slo_s=slo_ms / 1000.0 if slo_ms is not None else None,
         )
 
 
-def _always(now_s: float) -> bool:
-    return True
-
-
 def _in_system(pool: Any, now_s: float) -> int:
-    counter = getattr(pool, "in_system", None)
-    return int(counter(now_s)) if counter is not None else 0
+    return int(pool.in_system(now_s))
+
+
+def _batch_slots(pool: Pool) -> int:
+    """Requests one server runs at once: its maximum batch under batching."""
+    if pool.serving is None or pool.serving.batching != "continuous":
+        return 1
+    from sim.serving import profile_of
+
+    return profile_of(pool).max_batch
 
 
 def _fits(cls: RequestClass, pool: Pool) -> bool:

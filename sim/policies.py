@@ -139,6 +139,10 @@ class Policy:
         """The pool (index) for a request leaving `origin` at `now_s`."""
         raise NotImplementedError
 
+    def usable_pools(self, origin: str) -> list[int]:
+        """Every pool a dynamic policy may choose for `origin` (to provision)."""
+        return [c.index for c in self._eligible()]
+
     # --- helpers shared by the policies -------------------------------------------
 
     def _eligible(self, tier: str | None = None) -> list[Candidate]:
@@ -241,10 +245,7 @@ class HybridSpill(Policy):
     ) -> int:
         """The first tier's pool that is up, fits and has room."""
         spill_queue = float(self.settings.get("spill_queue", 0))
-        tiers = self.settings.get("tiers") or TIER_ORDER
-        ladder = [
-            c for c in (self._nearest(origin, t) for t in TIER_ORDER if t in tiers) if c
-        ]
+        ladder = self._ladder(origin)
         if not ladder:
             msg = "no pool can serve this class"
             raise LookupError(msg)
@@ -254,6 +255,15 @@ class HybridSpill(Policy):
             if ctx.up(candidate.index, now_s) and waiting < spill_queue:
                 return candidate.index
         return ladder[-1].index
+
+    def usable_pools(self, origin: str) -> list[int]:
+        """The nearest pool of each tier on the ladder."""
+        return [c.index for c in self._ladder(origin)]
+
+    def _ladder(self, origin: str) -> list[Candidate]:
+        tiers = self.settings.get("tiers") or TIER_ORDER
+        nearest = (self._nearest(origin, t) for t in TIER_ORDER if t in tiers)  # type: ignore[operator]
+        return [c for c in nearest if c is not None]
 
 
 class LatencyAware(Policy):

@@ -232,6 +232,15 @@ class ContinuousBatchingPool:
     deferred = True
     """Service ends are decided step by step, so the pool reports them itself."""
 
+    def in_system(self, now_s: float) -> int:
+        """Requests waiting for batch room plus those in the replicas' batches."""
+        in_batches = sum(r.running + len(r.pending) for r in self._replicas)
+        return len(self._waiting) + in_batches
+
+    def up(self, now_s: float) -> bool:
+        """Serving pools have no outages."""
+        return True
+
     def __init__(
         self,
         index: int,
@@ -436,6 +445,14 @@ class SequentialServingPool:
     deferred = True
     """The pool reads tokens from the visit, so the engine hands visits over."""
 
+    def in_system(self, now_s: float) -> int:
+        """Requests queued or in service on the underlying FIFO servers."""
+        return int(self._fifo.in_system(now_s))
+
+    def up(self, now_s: float) -> bool:
+        """As the underlying FIFO pool."""
+        return bool(self._fifo.up(now_s))
+
     def __init__(
         self,
         index: int,
@@ -543,6 +560,14 @@ class ColdStartPool:
 
     deferred = True
     """Visits go through the wrapper, which notes the first one."""
+
+    def in_system(self, now_s: float) -> int:
+        """As the wrapped pool."""
+        return int(self.pool.in_system(now_s))
+
+    def up(self, now_s: float) -> bool:
+        """As the wrapped pool."""
+        return bool(self.pool.up(now_s))
 
     def __init__(
         self,
