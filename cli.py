@@ -175,17 +175,24 @@ def run(
 @click.argument("files", nargs=-1, required=True, type=click.Path(path_type=Path))
 @_reported("validate")
 def validate(files: tuple[Path, ...]) -> None:
-    """Check scenario and topology FILES without running them.
+    """Check scenario, topology and sweep FILES without running them.
 
     Every problem in every file is listed at once, each with its file, line,
     column and field.
     """
     from sim.schema import check_file
+    from sim.sweep.spec import is_sweep_file
 
     problems = []
     for path in files:
         try:
-            kind = check_file(path)
+            if is_sweep_file(path):
+                from sim.sweep import load_sweep
+
+                load_sweep(path)
+                kind = "sweep"
+            else:
+                kind = check_file(path)
         except InputError as err:
             problems.extend(err.problems)
             continue

@@ -432,7 +432,9 @@ def test_every_shipped_scenario_and_topology_validates(
 
     result = invoke("validate", *scenarios, *topologies)
 
-    expected = [f"ok: {p} (scenario)" for p in scenarios]
+    expected = [
+        f"ok: {p} (sweep)" if "sweep" in p else f"ok: {p} (scenario)" for p in scenarios
+    ]
     expected += [f"ok: {p} (topology)" for p in topologies]
     assert result.stdout.splitlines() == expected
     assert result.stderr == ""
