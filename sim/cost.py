@@ -214,6 +214,10 @@ def cost_report(
         shares[len(lines)] = weights
         lines.append(line)
 
+    for line, weights in _cdn_lines(usage, loaded, network, window):
+        shares[len(lines)] = weights
+        lines.append(line)
+
     frame = (
         pl.DataFrame(lines, schema=COST_LINE_COLUMNS)
         if lines
@@ -298,7 +302,7 @@ def _ledger_usage(ledger: Path, window: Window) -> pl.DataFrame:
             tokens=tokens,
             busy_s=overlap.clip(lower_bound=0.0).fill_null(0.0),
         )
-        .group_by("class", "origin", "pool", "stage", "final", "outcome")
+        .group_by("class", "origin", "pool", "stage", "final", "outcome", "cache_hit")
         .agg(
             requests=measured.sum(),
             request_bytes=(pl.col("request_bytes") * measured).sum(),
@@ -548,6 +552,10 @@ def _bytes_per_link(
                 crossed[(i, u, v)][name] += size
 
     for row in usage.iter_rows(named=True):
+        if row["cache_hit"]:
+            # Answered by a cache on the way: its bytes never reach the pool.
+            # (The stretch up to the cache is not priced: a known shortcut.)
+            continue
         pool_node = network.pool_node[row["pool"]]
         if row["stage"] == 0:
             add(row["origin"], pool_node, row["request_bytes"], row["class"])
@@ -563,6 +571,69 @@ def _bytes_per_link(
         if row["final"] and row["served"]:
             add(pool_node, row["origin"], row["response_bytes"], row["class"])
     return crossed
+
+
+# --- CDN -----------------------------------------------------------------------
+
+
+def _cdn_lines(
+    usage: pl.DataFrame, loaded: LoadedScenario, network: Network, window: Window
+) -> list[tuple[dict[str, object], dict[str, float]]]:
+    """Responses delivered through a CDN node: per GB, per request, cache fill.
+
+    A request whose route from its origin to its pool passes a node with a
+    ``cdn`` entry is delivered by that CDN: a cache hit (answered by the node's
+    response cache) pays delivery of its response and the request fee; a miss
+    pays the same plus the fill of its response from the origin to the CDN.
+    Volume tiers and free allowances are monthly, as for transfer.
+    """
+    cdn_nodes = {n.name: n.cdn for n in loaded.topology.nodes if n.cdn is not None}
+    if not cdn_nodes:
+        return []
+    delivered: dict[str, dict[str, list[float]]] = defaultdict(
+        lambda: defaultdict(lambda: [0.0, 0.0, 0.0])
+    )
+    final = usage.filter(pl.col("final") & pl.col("served"))
+    for row in final.iter_rows(named=True):
+        route = network.route(row["origin"], network.pool_node[row["pool"]])
+        node = next((n for n in route.nodes if n in cdn_nodes), None)
+        if node is None:
+            continue
+        totals = delivered[node][row["class"]]
+        totals[0] += row["response_bytes"]
+        totals[1] += row["requests"]
+        if not row["cache_hit"]:
+            totals[2] += row["response_bytes"]
+
+    scale = MONTH_S / window.length_s
+    out = []
+    for node, per_class in sorted(delivered.items()):
+        entry = loaded.catalog.cdn(str(cdn_nodes[node]))
+        unit = _BYTES[entry.unit]
+        gb = sum(t[0] for t in per_class.values()) / unit
+        requests = sum(t[1] for t in per_class.values())
+        fill_gb = sum(t[2] for t in per_class.values()) / unit
+        delivery_usd = (
+            tiered_cost_usd(entry.tiers, gb * scale, entry.free_gb_per_month) / scale
+        )
+        billable_requests = max(0.0, requests * scale - entry.free_requests_per_month)
+        requests_usd = billable_requests / 10_000 * entry.usd_per_10k_requests / scale
+        fill_usd = fill_gb * entry.cache_fill_usd_per_gb
+        cost_usd = delivery_usd + requests_usd + fill_usd
+        out.append(
+            (
+                _line(
+                    "cdn", node, node, str(cdn_nodes[node]), "standard", gb,
+                    entry.unit, cost_usd / gb if gb else 0.0, cost_usd,
+                    note=f"delivery {delivery_usd:.6g} + requests {requests_usd:.6g}"
+                    f" + cache fill {fill_usd:.6g} USD; {requests:g} requests, "
+                    f"{fill_gb:.6g} {entry.unit} filled; tiers and free allowances "
+                    "applied to the month projected from the window",
+                ),
+                {name: t[0] for name, t in per_class.items()},
+            )
+        )  # fmt: skip
+    return out
 
 
 # --- storage ----------------------------------------------------------------------

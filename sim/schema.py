@@ -268,6 +268,8 @@ class Node(_Model):
     pools: list[Pool] = []
     storage: list[Storage] = []
     cache: ResponseCache | None = None
+    cdn: str | None = None
+    """A catalogue CDN entry pricing the responses delivered through this node."""
 
 
 class Link(_Model):
@@ -673,6 +675,8 @@ def cost_problems(
             problems += _entry_problems(
                 catalog.storage, stored.entry, ("nodes", i, "storage", j, "entry"), doc
             )
+        if node.cdn is not None:
+            problems += _entry_problems(catalog.cdn, node.cdn, ("nodes", i, "cdn"), doc)
     for i, link in enumerate(topology.links):
         price = link.link_price()
         if price is not None:

@@ -385,3 +385,73 @@ def test_costs_are_never_negative(
     assert (lines["busy_cost_usd"].drop_nulls() >= 0).all()
     assert (result.costs.by_class["cost_usd"] >= 0).all()
     assert not math.isnan(result.costs.total_usd)
+
+
+# --- CDN ------------------------------------------------------------------------
+
+
+def test_cdn_bills_delivery_requests_and_the_fill_of_misses(tmp_path: Path) -> None:
+    # users - cdn-pop (cache, CloudFront) - cloud; 1 MB responses, 10/s, 100 s.
+    topology = {
+        "name": "cdn",
+        "nodes": [
+            {"name": "users", "kind": "device"},
+            {
+                "name": "pop",
+                "kind": "cdn",
+                "cdn": "aws-cloudfront-na-eu",
+                "cache": {"kind": "exact", "hit_ratio": 0.6, "hit_latency_ms": 2},
+            },
+            {
+                "name": "cloud",
+                "kind": "cloud",
+                "pools": [
+                    {
+                        "name": "origin-pool",
+                        "servers": 2,
+                        "service_time_ms": {
+                            "distribution": "deterministic",
+                            "value": 5,
+                        },
+                    }
+                ],
+            },
+        ],
+        "links": [
+            {"a": "users", "b": "pop", "latency_ms": 2, "bandwidth_mbps": 1000},
+            {"a": "pop", "b": "cloud", "latency_ms": 20, "bandwidth_mbps": 1000},
+        ],
+    }
+    spec = {
+        "name": "cdn",
+        "topology": "topology.yaml",
+        "seed": 4,
+        "duration_s": WINDOW_S,
+        "classes": [
+            {
+                "name": "assets",
+                "origin": "users",
+                "arrival": {"process": "fixed", "interval_ms": 100},
+                "placement": {"pool": "origin-pool"},
+                "response_bytes": 1_000_000,
+            }
+        ],
+    }
+    result = run(write(tmp_path, spec, topology), out_dir=tmp_path / "out")
+    ledger = result.requests().collect()
+    hits = int(ledger["cache_hit"].sum())
+    misses = ledger.height - hits
+    # About 60 % hits (binomial 99 % interval for 1,000 requests: +-0.04).
+    assert abs(hits / ledger.height - 0.6) < 0.04
+
+    entry = CATALOG.cdn("aws-cloudfront-na-eu")
+    scale = MONTH_S / WINDOW_S  # 25,920 windows in a 30-day month
+    month_gb = ledger.height * 1e6 / 1e9 * scale  # 1 GB x 25,920 = 25,920 GB
+    # 1,024 GB free, then 10,240 GB at 0.085 and the rest at 0.08:
+    delivery = (10_240 * 0.085 + (month_gb - 1_024 - 10_240) * 0.08) / scale
+    month_requests = ledger.height * scale  # 25.9 million, 10 million free
+    requests_usd = (month_requests - 10_000_000) / 10_000 * 0.01 / scale
+    fill = misses * 1e6 / 1e9 * entry.cache_fill_usd_per_gb  # free from S3: 0
+    got = line(result, "cdn", "pop")
+    assert got["cost_usd"] == pytest.approx(delivery + requests_usd + fill, rel=1e-9)
+    assert cents(got["cost_usd"]) == cents(delivery + requests_usd + fill)
