@@ -658,15 +658,20 @@ def _render(frame: pl.DataFrame, decimals: dict[str, int] | None = None) -> str:
     """A table for people: numbers right-aligned and rounded, nulls left blank."""
     from rich import box
     from rich.console import Console
+    from rich.markup import escape
     from rich.table import Table
 
     decimals = decimals or {}
     table = Table(box=box.SIMPLE_HEAD, pad_edge=False, show_edge=False)
     for name, dtype in frame.schema.items():
-        table.add_column(name, justify="right" if dtype.is_numeric() else "left")
+        justify = "right" if dtype.is_numeric() else "left"
+        table.add_column(escape(name), justify=justify)
     for row in frame.iter_rows(named=True):
         table.add_row(
-            *(_cell(value, decimals.get(name, 1)) for name, value in row.items())
+            *(
+                escape(_cell(value, decimals.get(name, 1)))
+                for name, value in row.items()
+            )
         )
 
     console = Console(width=250, file=io.StringIO(), color_system=None)
