@@ -390,16 +390,7 @@ class Engine:
         downlink_s = routes.delay_s(draws.origin, last_pool, draws.response_bytes)
         pool_arrival_s = draws.arrival_s + uplink_s
 
-        requests = zip(
-            ids.tolist(),
-            draws.origin.tolist(),
-            draws.arrival_s.tolist(),
-            draws.request_bytes.tolist(),
-            draws.response_bytes.tolist(),
-            draws.input_tokens.tolist(),
-            draws.output_tokens.tolist(),
-            strict=True,
-        )
+        requests = zip(*_request_columns(ids, draws), strict=True)
         if draws.pools.shape[1] == 1:
             visits = zip(
                 first_pool.tolist(),
@@ -541,17 +532,7 @@ class Engine:
         decide = self._decide
         now_s = self.env.now
         candidates = draws.pools[0].tolist() if len(draws.pools) else []
-        rows = zip(
-            ids.tolist(),
-            draws.origin.tolist(),
-            draws.arrival_s.tolist(),
-            draws.request_bytes.tolist(),
-            draws.response_bytes.tolist(),
-            draws.input_tokens.tolist(),
-            draws.output_tokens.tolist(),
-            draws.service_s.tolist(),
-            strict=True,
-        )
+        rows = zip(*_request_columns(ids, draws), draws.service_s.tolist(), strict=True)
         for rid, origin, t, req_b, resp_b, in_tok, out_tok, service in rows:
             request = (rid, class_index, origin, t, req_b, resp_b, in_tok, out_tok)
             value = (request, dict(zip(candidates, service, strict=True)))
@@ -661,6 +642,19 @@ class Engine:
         self, callback: Callable[[Event], None], value: object, delay_s: float
     ) -> None:
         self.env.schedule(_Callback(self.env, callback, value), NORMAL, delay_s)
+
+
+def _request_columns(ids: np.ndarray, draws: Draws) -> list[list[Any]]:
+    """A request's own ledger fields, column by column, as Python lists."""
+    return [
+        ids.tolist(),
+        draws.origin.tolist(),
+        draws.arrival_s.tolist(),
+        draws.request_bytes.tolist(),
+        draws.response_bytes.tolist(),
+        draws.input_tokens.tolist(),
+        draws.output_tokens.tolist(),
+    ]
 
 
 def _last_visited(pools: np.ndarray) -> np.ndarray:
