@@ -166,7 +166,12 @@ def run(
     click.echo(_cost_table(result))
     files = ", ".join(
         str(result.out_dir / name)
-        for name in ("summary.parquet", "costs.parquet", "requests.parquet")
+        for name in (
+            "summary.parquet",
+            "costs.parquet",
+            "showback.parquet",
+            "requests.parquet",
+        )
     )
     click.echo(f"wrote: {files}")
 

@@ -23,6 +23,8 @@ __all__ = ["RunResult", "run"]
 REQUESTS_FILE = "requests.parquet"
 SUMMARY_FILE = "summary.parquet"
 COSTS_FILE = "costs.parquet"
+SHOWBACK_FILE = "showback.parquet"
+"""Cost per tag key and value, the classes' exact shares (see CostReport.by_tag)."""
 
 
 @dataclass(frozen=True)
@@ -121,6 +123,7 @@ def run(
     )
     summary = summarize(folder / REQUESTS_FILE, loaded, window, costs)
     write_parquet_atomic(costs.lines, folder / COSTS_FILE)
+    write_parquet_atomic(costs.by_tag(loaded), folder / SHOWBACK_FILE)
     write_parquet_atomic(summary, folder / SUMMARY_FILE)
     return RunResult(loaded, summary, folder, stats, window, costs)
 

@@ -24,7 +24,12 @@ from sim.summary import SUMMARY_COLUMNS
 
 DATA = Path(__file__).resolve().parent / "data"
 SCENARIO = str(DATA / "tiny.yaml")
-OUTPUT_FILES = ["costs.parquet", "requests.parquet", "summary.parquet"]
+OUTPUT_FILES = [
+    "costs.parquet",
+    "requests.parquet",
+    "showback.parquet",
+    "summary.parquet",
+]
 TABLE_HEADER = [
     "scope",
     "name",
@@ -128,7 +133,7 @@ def test_table_run_ends_with_the_files_written(table_run: tuple[Result, Path]) -
 
     assert result.stdout.splitlines()[-1] == (
         f"wrote: {out / 'summary.parquet'}, {out / 'costs.parquet'}, "
-        f"{out / 'requests.parquet'}"
+        f"{out / 'showback.parquet'}, {out / 'requests.parquet'}"
     )
     assert result.stderr == ""
 
@@ -232,7 +237,7 @@ def test_default_out_folder_is_named_after_the_scenario(
     assert result.exit_code == 0, result.output
     assert result.stdout.splitlines()[-1] == (
         "wrote: out/tiny/summary.parquet, out/tiny/costs.parquet, "
-        "out/tiny/requests.parquet"
+        "out/tiny/showback.parquet, out/tiny/requests.parquet"
     )
     assert sorted(os.listdir(tmp_path)) == ["out"]
     assert sorted(os.listdir(tmp_path / "out")) == ["tiny"]
