@@ -53,8 +53,11 @@ __all__ = [
     "COST_LINE_COLUMNS",
     "MONTH_S",
     "CostReport",
+    "PoolTerms",
     "allocate",
     "cost_report",
+    "pool_terms",
+    "pool_usd_per_h",
 ]
 
 MONTH_S = 30 * 86_400.0
@@ -347,6 +350,81 @@ def _utilisation(
 # --- compute, edge hardware and energy --------------------------------------------
 
 
+@dataclass(frozen=True)
+class PoolTerms:
+    """A priced pool's figures, overrides applied over the catalogue's.
+
+    Rented pools fill `instances` and `usd_per_h` (per instance); bought ones
+    fill `units`, `purchase_usd`, `amortisation_months`, `idle_w`, `busy_w`
+    and `usd_per_kwh`.
+    """
+
+    entry: str
+    instances: float = 0.0
+    usd_per_h: float = 0.0
+    units: float = 0.0
+    purchase_usd: float = 0.0
+    amortisation_months: int = 1
+    idle_w: float = 0.0
+    busy_w: float = 0.0
+    usd_per_kwh: float = 0.0
+
+    @property
+    def amortised_usd_per_h(self) -> float:
+        """One unit's purchase price spread over its life, per hour."""
+        return self.purchase_usd / (self.amortisation_months * HOURS_PER_MONTH)
+
+
+def pool_terms(pool: Pool, cost: PoolCost, catalog: Catalog) -> PoolTerms:
+    """Resolve a pool's cost block against the catalogue, once."""
+    if cost.instance is not None:
+        entry = catalog.instance(cost.instance)
+        price = cost.usd_per_h
+        if price is None:
+            price = instance_usd_per_h(entry, cost.pricing)
+        instances = cost.instances if cost.instances is not None else pool.servers
+        return PoolTerms(cost.instance, instances=instances, usd_per_h=price)
+
+    assert cost.edge_hardware is not None
+    hardware = catalog.edge_hardware(cost.edge_hardware)
+    usd_per_kwh = (
+        cost.usd_per_kwh
+        if cost.usd_per_kwh is not None
+        else catalog.electricity(str(cost.electricity)).usd_per_kwh
+    )
+    return PoolTerms(
+        cost.edge_hardware,
+        units=cost.units if cost.units is not None else pool.servers,
+        purchase_usd=_pick(cost.purchase_usd, hardware.purchase_usd),
+        amortisation_months=int(
+            _pick(cost.amortisation_months, hardware.amortisation_months)
+        ),
+        idle_w=_pick(cost.idle_w, hardware.idle_w),
+        busy_w=_pick(cost.busy_w, hardware.busy_w),
+        usd_per_kwh=usd_per_kwh,
+    )
+
+
+def pool_usd_per_h(pool: Pool, catalog: Catalog) -> float:
+    """What a pool costs an hour, busy: instances, or hardware plus busy power.
+
+    Examples
+    --------
+    >>> from sim.catalog import load_catalog
+    >>> pool = Pool.model_validate({"name": "p", "servers": 2,
+    ...     "cost": {"instance": "aws-g6.xlarge"}})
+    >>> round(pool_usd_per_h(pool, load_catalog()), 4)
+    1.6096
+    """
+    if pool.cost is None:
+        return 0.0
+    terms = pool_terms(pool, pool.cost, catalog)
+    if pool.cost.instance is not None:
+        return terms.instances * terms.usd_per_h
+    energy_usd_per_h = terms.busy_w / 1000.0 * terms.usd_per_kwh
+    return terms.units * (terms.amortised_usd_per_h + energy_usd_per_h)
+
+
 def _pool_lines(
     pool: Pool,
     node: str,
@@ -356,14 +434,10 @@ def _pool_lines(
     catalog: Catalog,
 ) -> list[dict[str, object]]:
     hours = window.length_s / 3600.0
+    terms = pool_terms(pool, cost, catalog)
     if cost.instance is not None:
         entry = catalog.instance(cost.instance)
-        price = (
-            cost.usd_per_h
-            if cost.usd_per_h is not None
-            else instance_usd_per_h(entry, cost.pricing)
-        )
-        instances = cost.instances if cost.instances is not None else pool.servers
+        instances, price = terms.instances, terms.usd_per_h
         cost_usd = instances * hours * price
         return [
             _line(
@@ -376,30 +450,19 @@ def _pool_lines(
             )
         ]  # fmt: skip
 
-    assert cost.edge_hardware is not None
-    hardware = catalog.edge_hardware(cost.edge_hardware)
-    units = cost.units if cost.units is not None else pool.servers
-    purchase_usd = _pick(cost.purchase_usd, hardware.purchase_usd)
-    months = _pick(cost.amortisation_months, hardware.amortisation_months)
-    idle_w = _pick(cost.idle_w, hardware.idle_w)
-    busy_w = _pick(cost.busy_w, hardware.busy_w)
-    per_unit_h = purchase_usd / (months * HOURS_PER_MONTH)
+    units, idle_w, busy_w = terms.units, terms.idle_w, terms.busy_w
+    per_unit_h = terms.amortised_usd_per_h
     hardware_usd = units * hours * per_unit_h
-
     kwh = units * (idle_w + (busy_w - idle_w) * utilisation) * hours / 1000.0
-    usd_per_kwh = (
-        cost.usd_per_kwh
-        if cost.usd_per_kwh is not None
-        else catalog.electricity(str(cost.electricity)).usd_per_kwh
-    )
+    usd_per_kwh = terms.usd_per_kwh
     energy_entry = cost.electricity or "inline"
     return [
         _line(
-            "edge_hardware", pool.name, node, cost.edge_hardware, "purchase",
+            "edge_hardware", pool.name, node, terms.entry, "purchase",
             units * hours, "unit-hours", per_unit_h, hardware_usd,
             busy_cost_usd=hardware_usd * utilisation, provider="on-premises",
-            note=f"{purchase_usd:g} USD over {months} months of "
-            f"{HOURS_PER_MONTH:g} h, {units:g} unit(s)",
+            note=f"{terms.purchase_usd:g} USD over {terms.amortisation_months} "
+            f"months of {HOURS_PER_MONTH:g} h, {units:g} unit(s)",
         ),
         _line(
             "energy", pool.name, node, energy_entry, "metered",

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from sim.catalog import HOURS_PER_MONTH, Catalog, instance_usd_per_h
+from sim.cost import pool_usd_per_h
 from sim.policies import Candidate, Cascade, Policy, PolicyContext, policy_class
 from sim.schema import (
     Deterministic,
@@ -25,12 +25,13 @@ from sim.schema import (
     RequestClass,
     Uniform,
 )
+from sim.serving import batch_slots, profile_of
 from sim.workload import PolicyPlan
 
 if TYPE_CHECKING:
     from sim.engine import Engine
 
-__all__ = ["Placing", "pool_usd_per_h"]
+__all__ = ["Placing"]
 
 
 class Placing:
@@ -143,7 +144,7 @@ class Placing:
                 index=i,
                 node=pool_node[name],
                 tier=node_kind[pool_node[name]],
-                servers=spec.servers * _batch_slots(spec),
+                servers=spec.servers * batch_slots(spec),
                 mean_service_s=_mean_service_s(cls, spec, engine),
                 fits=_fits(cls, spec),
                 usd_per_request=_usd_per_request(cls, spec, engine),
@@ -169,15 +170,6 @@ def _in_system(pool: Any, now_s: float) -> int:
     return int(pool.in_system(now_s))
 
 
-def _batch_slots(pool: Pool) -> int:
-    """Requests one server runs at once: its maximum batch under batching."""
-    if pool.serving is None or pool.serving.batching != "continuous":
-        return 1
-    from sim.serving import profile_of
-
-    return profile_of(pool).max_batch
-
-
 def _fits(cls: RequestClass, pool: Pool) -> bool:
     """A pool can serve the class: it has a service time and the right model."""
     if pool.serving is not None:
@@ -187,8 +179,6 @@ def _fits(cls: RequestClass, pool: Pool) -> bool:
 
 def _mean_service_s(cls: RequestClass, pool: Pool, engine: Engine) -> float:
     if pool.serving is not None:
-        from sim.serving import profile_of
-
         profile = profile_of(pool)
         tokens_in = _mean_count(cls.input_tokens, engine, cls)
         tokens_out = _mean_count(cls.output_tokens, engine, cls)
@@ -231,40 +221,3 @@ def _usd_per_request(cls: RequestClass, pool: Pool, engine: Engine) -> float:
     if not np.isfinite(mean_s):
         return float("inf")
     return hourly / pool.servers * mean_s / 3600.0
-
-
-def pool_usd_per_h(pool: Pool, catalog: Catalog) -> float:
-    """What a pool costs an hour, busy: instances, or hardware plus busy power.
-
-    Examples
-    --------
-    >>> from sim.catalog import load_catalog
-    >>> pool = Pool.model_validate({"name": "p", "servers": 2,
-    ...     "cost": {"instance": "aws-g6.xlarge"}})
-    >>> round(pool_usd_per_h(pool, load_catalog()), 4)
-    1.6096
-    """
-    cost = pool.cost
-    if cost is None:
-        return 0.0
-    if cost.instance is not None:
-        entry = catalog.instance(cost.instance)
-        price = cost.usd_per_h
-        if price is None:
-            price = instance_usd_per_h(entry, cost.pricing)
-        instances = cost.instances if cost.instances is not None else pool.servers
-        return instances * price
-
-    assert cost.edge_hardware is not None
-    hardware = catalog.edge_hardware(cost.edge_hardware)
-    units = cost.units if cost.units is not None else pool.servers
-    purchase = (
-        cost.purchase_usd if cost.purchase_usd is not None else hardware.purchase_usd
-    )
-    months = cost.amortisation_months or hardware.amortisation_months
-    busy_w = cost.busy_w if cost.busy_w is not None else hardware.busy_w
-    usd_per_kwh = cost.usd_per_kwh
-    if usd_per_kwh is None and cost.electricity is not None:
-        usd_per_kwh = catalog.electricity(cost.electricity).usd_per_kwh
-    energy = busy_w / 1000.0 * (usd_per_kwh or 0.0)
-    return units * (purchase / (months * HOURS_PER_MONTH) + energy)

@@ -73,6 +73,7 @@ __all__ = [
     "ContinuousBatchingPool",
     "Delivery",
     "SequentialServingPool",
+    "batch_slots",
     "cold_start_s",
     "deliveries_frame",
     "delivery_bytes",
@@ -129,6 +130,20 @@ def profile_of(pool: Pool) -> Profile:
     """
     assert pool.serving is not None
     return load_profiles().get(pool.serving.model, pool.serving.hardware)
+
+
+def batch_slots(pool: Pool) -> int:
+    """Requests one server of `pool` runs at once: its maximum batch, or 1.
+
+    Examples
+    --------
+    >>> from sim.schema import Pool
+    >>> batch_slots(Pool(name="fifo"))
+    1
+    """
+    if pool.serving is None or pool.serving.batching != "continuous":
+        return 1
+    return profile_of(pool).max_batch
 
 
 class _Wakeup(Event):

@@ -30,8 +30,8 @@ import polars as pl
 
 from sim.cost import CostReport, cost_report
 from sim.ledger import Window
-from sim.profiles import load_profiles
-from sim.schema import LoadedScenario, Pool
+from sim.schema import LoadedScenario
+from sim.serving import batch_slots
 
 __all__ = ["PERCENTILES", "SUMMARY_COLUMNS", "Window", "summarize"]
 
@@ -354,7 +354,7 @@ def _utilisation(
     A continuous-batching pool has ``servers * max_batch`` batch slots.
     """
     slots = {
-        p.name: p.servers * _batch_slots(p)
+        p.name: p.servers * batch_slots(p)
         for n in loaded.topology.nodes
         for p in n.pools
     }
@@ -368,10 +368,3 @@ def _utilisation(
         scope=pl.lit("pool"),
         utilisation=pl.col("busy_s") / (pl.col("slots") * window.length_s),
     )
-
-
-def _batch_slots(pool: Pool) -> int:
-    """Requests one server of `pool` serves at once: its maximum batch, or 1."""
-    if pool.serving is None or pool.serving.batching != "continuous":
-        return 1
-    return load_profiles().get(pool.serving.model, pool.serving.hardware).max_batch
