@@ -86,6 +86,18 @@ def _reported(command: str) -> Callable[[F], F]:
     return decorate
 
 
+def _format_option(help_text: str) -> Callable[[F], F]:
+    """The `--format table|csv|json` option every reporting command takes."""
+    return click.option(
+        "--format",
+        "output_format",
+        type=click.Choice(["table", "csv", "json"]),
+        default="table",
+        show_default=True,
+        help=help_text,
+    )
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--debug", is_flag=True, help="Show tracebacks instead of short errors.")
 @click.version_option(package_name="placesim")
@@ -101,14 +113,7 @@ def main(debug: bool) -> None:
     type=click.Path(file_okay=False, path_type=Path),
     help="Output folder. Default: out/<scenario name>.",
 )
-@click.option(
-    "--format",
-    "output_format",
-    type=click.Choice(["table", "csv", "json"]),
-    default="table",
-    show_default=True,
-    help="How the summary is printed.",
-)
+@_format_option("How the summary is printed.")
 @click.option("--seed", type=int, help="Override the scenario's seed.")
 @click.option("--requests", type=click.IntRange(min=1), help="Stop after N requests.")
 @click.option(
@@ -233,13 +238,7 @@ def validate(files: tuple[Path, ...]) -> None:
     type=click.Path(dir_okay=False, path_type=Path),
     help="Also draw cost against p95 latency and cost by category (PNG).",
 )
-@click.option(
-    "--format",
-    "output_format",
-    type=click.Choice(["table", "csv", "json"]),
-    default="table",
-    show_default=True,
-)
+@_format_option("How the results are printed.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @_reported("compare")
 def compare(
@@ -337,13 +336,7 @@ def _comparison_table(table: pl.DataFrame) -> str:
 
 @main.command()
 @click.option("--section", help="Only this section (instances, transfer, cdn, ...).")
-@click.option(
-    "--format",
-    "output_format",
-    type=click.Choice(["table", "csv", "json"]),
-    default="table",
-    show_default=True,
-)
+@_format_option("How the results are printed.")
 @_reported("catalog")
 def catalog(section: str | None, output_format: str) -> None:
     """List the price catalogue: every figure with its source and date."""
@@ -497,14 +490,7 @@ def _interrupted(sweep_file: Path, out: Path, runs: int) -> None:
 
 @main.command()
 @click.argument("out_dir", type=click.Path(file_okay=False, path_type=Path))
-@click.option(
-    "--format",
-    "output_format",
-    type=click.Choice(["table", "csv", "json"]),
-    default="table",
-    show_default=True,
-    help="How the per-point figures are printed.",
-)
+@_format_option("How the per-point figures are printed.")
 @_reported("summarize")
 def summarize(out_dir: Path, output_format: str) -> None:
     """Per point of the sweep in OUT_DIR: means and 95% confidence intervals.
